@@ -1,0 +1,34 @@
+"""npevograd: score-function gradients of expectations, written out by hand in NumPy.
+
+The gradient of an expected fitness, of the variance of behaviours and of their
+kernel-density entropy with respect to the parameters of the sampling
+distribution, as in EvoGrad (Uber Research), without an autodiff framework.
+All objectives are maximised: gradients point uphill.
+"""
+
+from ._base import Distribution
+from .discrete import Bernoulli, Categorical
+from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
+from .mixture import MixNormal
+from .normal import Normal, PairedNormal
+from .shaping import centered_ranks, nes_utilities, zscore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bernoulli",
+    "Categorical",
+    "Distribution",
+    "Entropy",
+    "Estimate",
+    "Estimator",
+    "Mean",
+    "MixNormal",
+    "Normal",
+    "PairedNormal",
+    "Variance",
+    "centered_ranks",
+    "expectation",
+    "nes_utilities",
+    "zscore",
+]

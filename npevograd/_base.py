@@ -1,0 +1,105 @@
+"""The interface every distribution implements.
+
+A distribution owns its parameters (``params``: name -> live ndarray) and
+knows its score, the gradient of ``log p_theta(x)`` with respect to each
+parameter.  Estimators only ever ask it for ``weighted_score(w, x)``, the
+contraction ``sum_i w[i] * score(x)[name][i]`` (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import RNGLike, as_float_array, check_finite, check_sample_count
+
+Grad = dict[str, np.ndarray]
+
+
+class Distribution:
+    """Base class: subclasses set ``params`` and implement the sampling and score."""
+
+    params: Grad
+
+    @property
+    def dtype(self) -> np.dtype:
+        return next(iter(self.params.values())).dtype
+
+    def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
+        """Draw ``n`` samples, shape (n, *event_shape)."""
+        check_sample_count("n", n)
+        return self._sample(int(n), rng)
+
+    def log_prob(self, x: object) -> np.ndarray:
+        """log p_theta(x_i) for each sample, shape (n,)."""
+        x = self.check_x(x)
+        return self._finite({"log_prob": self._log_prob(x)}, x)["log_prob"]
+
+    def score(self, x: object) -> Grad:
+        """grad_theta log p_theta(x_i): name -> array (n, *param.shape)."""
+        x = self.check_x(x)
+        return self._finite(self._score(x), x)
+
+    def weighted_score(self, w: object, x: object) -> Grad:
+        """sum_i w[i] * score(x)[name][i]: name -> array param.shape."""
+        x = self.check_x(x)
+        n = x.shape[0]
+        weights = as_float_array("w", w)
+        if weights.shape != (n,):
+            raise ValueError(
+                f"w has shape {weights.shape} but x has {n} samples; expected w of shape ({n},)"
+            )
+        return self._finite(self._weighted_score(weights.astype(self.dtype, copy=False), x), x)
+
+    def natural_gradient(self, grad: Grad) -> Grad:
+        """The inverse Fisher information applied to ``grad`` (closed form)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form Fisher information"
+        )
+
+    def check_x(self, x: object) -> np.ndarray:
+        """Validate a sample array against this distribution's event shape."""
+        raise NotImplementedError
+
+    def check_grad(self, grad: Grad) -> Grad:
+        """Validate a gradient dict against ``params`` (same names and shapes)."""
+        if not isinstance(grad, dict) or set(grad) != set(self.params):
+            got = sorted(grad) if isinstance(grad, dict) else type(grad).__name__
+            raise ValueError(f"grad must be a dict with keys {sorted(self.params)}, got {got}")
+        out = {}
+        for name, value in grad.items():
+            arr = as_float_array(f"grad[{name!r}]", value)
+            if arr.shape != self.params[name].shape:
+                raise ValueError(
+                    f"grad[{name!r}] must have shape {self.params[name].shape}, got {arr.shape}"
+                )
+            out[name] = arr
+        return out
+
+    def _finite(self, result: Grad, x: np.ndarray) -> Grad:
+        """Return ``result`` if finite; otherwise name the input that made it not."""
+        if all(np.all(np.isfinite(v)) for v in result.values()):
+            return result
+        check_finite("x", x)
+        for name, value in self.params.items():
+            check_finite(f"params[{name!r}]", value)
+        raise ValueError(
+            f"{type(self).__name__}: inputs are finite but {sorted(result)} overflowed; "
+            "rescale x or the parameters"
+        )
+
+    def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
+        raise NotImplementedError
+
+    def _log_prob(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score(self, x: np.ndarray) -> Grad:
+        raise NotImplementedError
+
+    def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
+        scores = self._score(x)
+        return {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {v.shape}" for k, v in self.params.items())
+        return f"{type(self).__name__}({shapes}, dtype={self.dtype})"

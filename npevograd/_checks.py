@@ -1,0 +1,126 @@
+"""Input validation and random-state handling shared by the public API.
+
+Every public function validates its arguments here, once, and raises a
+``ValueError``/``TypeError`` that names the argument, what was expected and
+what was received.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+
+RNGLike = Union[np.random.Generator, np.random.RandomState, int, None]
+
+
+def as_rng(rng: RNGLike) -> np.random.Generator | np.random.RandomState:
+    """Return a NumPy random source; never the global ``np.random`` state."""
+    if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        "rng must be a numpy Generator, RandomState, int seed or None, "
+        f"got {type(rng).__name__}"
+    )
+
+
+def standard_normal(rng: RNGLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Standard normal draws of ``shape`` in ``dtype`` from either kind of rng."""
+    rng = as_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng.standard_normal(shape, dtype=dtype)
+    return rng.standard_normal(shape).astype(dtype, copy=False)
+
+
+def uniform(rng: RNGLike, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform draws on [0, 1) from either kind of rng."""
+    rng = as_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng.random(shape)
+    return rng.random_sample(shape)
+
+
+def float_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float32 when every floating input is float32, else float64."""
+    floats = [a.dtype for a in arrays if np.issubdtype(a.dtype, np.floating)]
+    if floats and all(dt == np.float32 for dt in floats):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_float_array(
+    name: str, a: object, dtype: np.dtype | None = None, finite: bool = True
+) -> np.ndarray:
+    """``a`` as a floating array (float64 unless given float32), no copy when possible.
+
+    With ``finite=False`` the O(size) finiteness scan is left to the caller, who
+    checks its (much smaller) result instead and scans only on failure.
+    """
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}") from err
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    arr = arr.astype(dtype, copy=False)
+    if finite:
+        check_finite(name, arr)
+    return arr
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} must be finite, got {bad} non-finite value(s) (NaN or inf)")
+
+
+def check_positive(name: str, arr: np.ndarray) -> None:
+    if not np.all(arr > 0):
+        raise ValueError(f"{name} must be > 0, got minimum {np.min(arr)!r}")
+
+
+def check_sample_count(name: str, n: object, minimum: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    return int(n)
+
+
+def per_sample(name: str, values: object, n: int, max_ndim: int | None = None) -> np.ndarray:
+    """Validate an array whose first axis runs over the ``n`` samples."""
+    arr = as_float_array(name, values)
+    if arr.ndim == 0 or arr.shape[0] != n:
+        raise ValueError(
+            f"{name} has shape {arr.shape} but x has {n} samples; "
+            f"expected {name} of shape ({n}, ...)"
+        )
+    if max_ndim is not None and arr.ndim > max_ndim:
+        raise ValueError(
+            f"{name} must have at most {max_ndim} dimension(s), got shape {arr.shape}"
+        )
+    return arr
+
+
+def fitness_vector(name: str, values: object, n: int) -> np.ndarray:
+    """Fitness of shape (n,) or (n, 1), returned as (n,)."""
+    arr = per_sample(name, values, n)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        return arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must have shape ({n},) or ({n}, 1), got {arr.shape}")
+    return arr
+
+
+def behaviour_matrix(name: str, values: object, n: int) -> np.ndarray:
+    """Behaviours of shape (n,) or (n, k), returned as (n, k)."""
+    arr = per_sample(name, values, n, max_ndim=2)
+    return arr[:, None] if arr.ndim == 1 else arr

@@ -1,0 +1,77 @@
+"""Equal-weight mixture of isotropic Gaussians with a shared sigma."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+
+from ._base import Distribution, Grad
+from ._checks import RNGLike, as_float_array, as_rng, check_positive, float_dtype, standard_normal, uniform
+
+
+class MixNormal(Distribution):
+    r"""p(x) = (1/K) sum_k N(x; mu_k, sigma^2 I), parameters ``mus`` of shape (K, d).
+
+    .. math::
+
+        \partial_{\mu_k} \log p(x) = \gamma_k(x)\,\frac{x - \mu_k}{\sigma^2}, \qquad
+        \gamma_k(x) = \operatorname{softmax}_k\!\left(-\frac{\|x - \mu_k\|^2}{2\sigma^2}\right)
+
+    The responsibilities :math:`\gamma_k` are computed from log-densities with
+    log-sum-exp, so they stay finite however far apart the components are.
+    (Bishop, Pattern Recognition and Machine Learning, 2006, eq. 9.23.)
+    """
+
+    def __init__(self, mus: object, sigma: object = 1.0):
+        mus_arr = as_float_array("mus", mus)
+        if mus_arr.ndim != 2 or 0 in mus_arr.shape:
+            raise ValueError(f"mus must have shape (K, d) with K, d >= 1, got shape {mus_arr.shape}")
+        sigma_arr = as_float_array("sigma", sigma)
+        if sigma_arr.shape != ():
+            raise ValueError(f"sigma must be a scalar (shared isotropic sigma), got shape {sigma_arr.shape}")
+        check_positive("sigma", sigma_arr)
+        dtype = float_dtype(mus_arr)
+        self.params = {"mus": np.array(mus_arr, dtype=dtype)}
+        self.sigma = np.array(sigma_arr, dtype=dtype)
+
+    @property
+    def mus(self) -> np.ndarray:
+        return self.params["mus"]
+
+    @property
+    def dim(self) -> int:
+        return self.mus.shape[1]
+
+    def check_x(self, x: object) -> np.ndarray:
+        arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
+        if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
+            raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
+        return arr
+
+    def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
+        rng = as_rng(rng)
+        n_components = self.mus.shape[0]
+        component = np.minimum((uniform(rng, n) * n_components).astype(np.intp), n_components - 1)
+        return self.mus[component] + self.sigma * standard_normal(rng, (n, self.dim), self.dtype)
+
+    def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """eps_ik = x_i - mu_k (n, K, d) and log N(x_i; mu_k) up to the shared constant (n, K)."""
+        eps = x[:, None, :] - self.mus[None, :, :]
+        return eps, -0.5 * np.einsum("ikj,ikj->ik", eps, eps) / self.sigma**2
+
+    def _log_prob(self, x: np.ndarray) -> np.ndarray:
+        _, log_k = self._log_components(x)
+        n_components = self.mus.shape[0]
+        const = self.dim * (np.log(self.sigma) + 0.5 * np.log(2 * np.pi)) + np.log(n_components)
+        return logsumexp(log_k, axis=1) - const
+
+    def _score(self, x: np.ndarray) -> Grad:
+        eps, log_k = self._log_components(x)
+        gamma = softmax(log_k, axis=1)
+        return {"mus": gamma[:, :, None] * eps / self.sigma**2}
+
+    def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
+        eps, log_k = self._log_components(x)
+        w_gamma = w[:, None] * softmax(log_k, axis=1)  # w_i gamma_ik, (n, K)
+        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2
+        return {"mus": np.einsum("ik,ikj->kj", w_gamma, eps) / self.sigma**2}
