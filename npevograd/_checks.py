@@ -84,7 +84,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
 
 def check_positive(name: str, arr: np.ndarray) -> None:
     if not np.all(arr > 0):
-        raise ValueError(f"{name} must be > 0, got minimum {np.min(arr)!r}")
+        raise ValueError(f"{name} must be > 0, got minimum {float(np.min(arr))}")
 
 
 def check_sample_count(name: str, n: object, minimum: int = 1) -> int:

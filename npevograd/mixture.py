@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import logsumexp, softmax
 
@@ -62,7 +64,7 @@ class MixNormal(Distribution):
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         _, log_k = self._log_components(x)
         n_components = self.mus.shape[0]
-        const = self.dim * (np.log(self.sigma) + 0.5 * np.log(2 * np.pi)) + np.log(n_components)
+        const = self.dim * (np.log(self.sigma) + 0.5 * math.log(2 * math.pi)) + math.log(n_components)
         return logsumexp(log_k, axis=1) - const
 
     def _score(self, x: np.ndarray) -> Grad:

@@ -1,0 +1,89 @@
+"""Fitness shaping: closed forms, invariances (hypothesis), ties, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import npevograd as ng
+
+fitness = arrays(np.float64, st.integers(2, 60), elements=st.floats(-1e6, 1e6), unique=True)
+
+
+def test_zscore_uses_ddof_1():
+    f = np.array([1.0, 2.0, 4.0, 7.0])
+    np.testing.assert_allclose(ng.zscore(f), scipy.stats.zscore(f, ddof=1), rtol=1e-15)
+    np.testing.assert_allclose(ng.zscore(f[:, None])[:, 0], ng.zscore(f))
+
+
+def test_centered_ranks_closed_form():
+    np.testing.assert_allclose(ng.centered_ranks(np.array([10.0, -3.0, 7.0])), [0.5, -0.5, 0.0])
+    np.testing.assert_allclose(ng.centered_ranks(np.array([3.0, 1.0, 3.0, 2.0])), [1 / 3, -0.5, 1 / 3, -1 / 6])
+
+
+def test_nes_utilities_closed_form():
+    n = 6
+    raw = np.maximum(0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    by_rank = raw / raw.sum() - 1 / n  # best first
+    f = np.array([0.1, 5.0, -2.0, 3.0, 1.0, 0.0])
+    order_best_first = np.argsort(-f)
+    expected = np.empty(n)
+    expected[order_best_first] = by_rank
+    np.testing.assert_allclose(ng.nes_utilities(f), expected, rtol=1e-14)
+
+
+def test_nes_utilities_ties_share_the_mean_utility():
+    n = 5
+    raw = np.maximum(0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    by_rank = raw / raw.sum() - 1 / n
+    u = ng.nes_utilities(np.array([1.0, 9.0, 9.0, 0.0, 9.0]))
+    np.testing.assert_allclose(u[[1, 2, 4]], by_rank[:3].mean())
+    np.testing.assert_allclose(u[[0, 3]], by_rank[[3, 4]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(f=fitness, shift=st.floats(-1e3, 1e3), log_scale=st.floats(-3, 3))
+def test_rank_shapings_are_invariant_to_increasing_transforms(f, shift, log_scale):
+    g = np.exp(log_scale) * np.tanh(f / 1e6) + shift  # strictly increasing in f
+    if len(np.unique(g)) < len(g):  # the transform merged values in float64: no longer strictly increasing
+        return
+    for shaping in (ng.centered_ranks, ng.nes_utilities):
+        np.testing.assert_allclose(shaping(g), shaping(f), atol=1e-14)
+
+
+@settings(max_examples=60, deadline=None)
+@given(f=arrays(np.float64, st.integers(2, 40), elements=st.integers(-5, 5).map(float)))
+def test_shapings_sum_to_zero_and_ties_get_equal_values(f):
+    for shaping in (ng.centered_ranks, ng.nes_utilities):
+        if shaping is ng.centered_ranks or len(np.unique(f)) > 1:
+            s = shaping(f)
+            assert abs(s.sum()) < 1e-12
+            for value in np.unique(f):
+                assert np.ptp(s[f == value]) < 1e-14
+            assert np.all(np.diff(s[np.argsort(f, kind="stable")]) >= -1e-15)  # monotone
+
+
+@settings(max_examples=40, deadline=None)
+@given(f=fitness, scale=st.floats(1e-3, 1e3), shift=st.floats(-1e3, 1e3))
+def test_zscore_is_invariant_to_affine_transforms(f, scale, shift):
+    if np.std(f) < 1e-3:  # nearly constant: scale * f + shift rounds away the differences
+        return
+    np.testing.assert_allclose(ng.zscore(scale * f + shift), ng.zscore(f), atol=1e-6)
+
+
+def test_float32_is_kept():
+    f = np.array([3.0, 1.0, 2.0], dtype=np.float32)
+    for shaping in (ng.zscore, ng.centered_ranks, ng.nes_utilities):
+        assert shaping(f).dtype == np.float32
+
+
+@pytest.mark.parametrize("shaping", [ng.zscore, ng.centered_ranks, ng.nes_utilities])
+def test_errors(shaping):
+    with pytest.raises(ValueError, match=r"f needs at least 2 samples along axis 0 to .*, got shape \(1,\)"):
+        shaping(np.array([1.0]))
+    with pytest.raises(ValueError, match=r"f must be finite, got 1 non-finite value\(s\)"):
+        shaping(np.array([1.0, np.inf]))
