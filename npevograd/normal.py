@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._base import Distribution, Grad
@@ -94,7 +96,7 @@ class Normal(Distribution):
         sigma = self.sigma
         z = (x - self.mu) / sigma
         log_det = self.dim * np.log(sigma) if self.isotropic else np.sum(np.log(sigma))
-        return -0.5 * np.einsum("ij,ij->i", z, z) - log_det - 0.5 * self.dim * np.log(2 * np.pi)
+        return -0.5 * np.einsum("ij,ij->i", z, z) - log_det - 0.5 * self.dim * math.log(2 * math.pi)
 
     def _score(self, x: np.ndarray) -> Grad:
         sigma = self.sigma
