@@ -56,3 +56,14 @@ def test_readme_snippet_runs_as_written(index, tmp_path, monkeypatch):
             pytest.skip(f"README snippet needs {spec}")
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, f"README.md snippet {index}", "exec"), {"__name__": "__readme__"})
+
+
+def test_derivations_quote_the_code_verbatim():
+    """Each code excerpt in docs/derivations.md names its file; every line must still be in it."""
+    text = (ROOT / "docs" / "derivations.md").read_text()
+    excerpts = re.findall(r"```python\n# (npevograd/\S+), \S+\n(.*?)```", text, flags=re.S)
+    assert len(excerpts) >= 5
+    for path, body in excerpts:
+        source = {line.strip() for line in (ROOT / path).read_text().splitlines()}
+        for line in body.strip().splitlines():
+            assert line.strip() in source, f"{path}: {line.strip()!r} is no longer in the code"
