@@ -53,7 +53,7 @@ class MixNormal(Distribution):
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         rng = as_rng(rng)
         n_components = self.mus.shape[0]
-        component = np.minimum((uniform(rng, n) * n_components).astype(np.intp), n_components - 1)
+        component = np.minimum((uniform(rng, (n,)) * n_components).astype(np.intp), n_components - 1)
         return self.mus[component] + self.sigma * standard_normal(rng, (n, self.dim), self.dtype)
 
     def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
