@@ -1,0 +1,93 @@
+"""ES on CartPole: a linear policy of 4 weights learns to balance the pole.
+
+Port of EvoGrad's ``demos/cartpole.py``: the policy pushes right when
+obs @ w > 0; policies are sampled from N(mu, 0.5^2 I) (population 50), each
+is scored by its mean return over 10 episodes, the returns are z-scored and
+
+    grad_mu = (1/n) sum_i z_i (w_i - mu) / sigma^2,    mu <- mu + 0.03 grad_mu
+
+(plain ascent, as EvoGrad; ``--optimizer adam`` uses npevograd.optim.Adam).
+EvoGrad needs gym; here every generation's 50 x 10 episodes run at once in
+npevograd's NumPy CartPole (200-step episodes as CartPole-v0), or in Gymnasium
+with ``--backend gymnasium`` when it is installed.  All policies of one
+generation see the same 10 start states (common random numbers).  When every
+policy scores the same return the z-score is undefined and the step is
+skipped.  The final figure is the mean policy mu's return over 100 fresh
+episodes; the maximum is 200.  Run ``python demos/cartpole.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import npevograd as ng
+from npevograd.cartpole import episode_returns
+from npevograd.optim import SGD, Adam
+
+NAME = "cartpole"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=2000, help="generations (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--population", type=int, default=50, help="policies per generation (default 50)")
+    parser.add_argument("--sigma", type=float, default=0.5, help="search std (default 0.5)")
+    parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per policy (default 10)")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="update rule (default sgd)")
+    parser.add_argument(
+        "--backend", choices=["numpy", "gymnasium"], default="numpy", help="simulator (default numpy)"
+    )
+    parser.add_argument(
+        "--stop-at", type=float, default=None,
+        help="stop once the population's mean return reaches this (default: run all steps)",
+    )
+    parser.add_argument("--print-every", type=int, default=100, help="progress every N steps, 0: quiet")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the demo; returns the mean policy's return, the population's and the history."""
+    args = parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    p = ng.Normal(rng.standard_normal(4), sigma=args.sigma)  # mu ~ N(0, I), as EvoGrad
+    opt = SGD(p, lr=args.lr) if args.optimizer == "sgd" else Adam(p, lr=args.lr)
+    estimator = ng.Mean(shaping=ng.zscore)
+    mus, mean_return = [p.params["mu"].copy()], []
+    start = time.perf_counter()
+    t = 0
+    for t in range(1, args.steps + 1):
+        w = p.sample(args.population, rng)
+        returns = episode_returns(w, seed=int(rng.integers(2**31)), episodes=args.episodes, backend=args.backend)
+        if np.ptp(returns) > 0:  # all-equal returns: zscore undefined, no direction to move
+            opt.step(estimator(returns, w, p).grad)
+        mus.append(p.params["mu"].copy())
+        mean_return.append(float(returns.mean()))
+        last = t == args.steps or (args.stop_at is not None and mean_return[-1] >= args.stop_at)
+        if args.print_every and (t % args.print_every == 0 or last):
+            print(f"[{NAME}] step {t:5d}  population mean return {mean_return[-1]:7.2f}", flush=True)
+        if last:
+            break
+    final = float(episode_returns(p.params["mu"][None], seed=args.seed + 10**6, episodes=100,
+                                  backend=args.backend)[0])
+    if args.print_every:
+        print(f"[{NAME}] mean policy mu = {np.round(p.params['mu'], 3)}  return {final:.1f} (100 episodes)")
+    return {
+        "name": NAME,
+        "final": final,
+        "final_label": "return of mu",
+        "objective": mean_return[-1] if mean_return else float("nan"),
+        "objective_label": "population mean return",
+        "history": {"mu": np.array(mus), "objective": np.array(mean_return)},
+        "seed": args.seed,
+        "steps": t,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+if __name__ == "__main__":
+    main()
