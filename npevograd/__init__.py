@@ -10,6 +10,7 @@ from ._base import Distribution
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .mixture import MixNormal
+from .noise import EncodedSamples, NoiseTable
 from .normal import Normal, PairedNormal
 from .shaping import centered_ranks, nes_utilities, zscore
 
@@ -19,11 +20,13 @@ __all__ = [
     "Bernoulli",
     "Categorical",
     "Distribution",
+    "EncodedSamples",
     "Entropy",
     "Estimate",
     "Estimator",
     "Mean",
     "MixNormal",
+    "NoiseTable",
     "Normal",
     "PairedNormal",
     "Variance",

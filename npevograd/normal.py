@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import numpy as np
 
 from ._base import Distribution, Grad
-from ._checks import RNGLike, as_float_array, check_positive, float_dtype, standard_normal
+from ._checks import (
+    RNGLike,
+    as_float_array,
+    check_positive,
+    check_sample_count,
+    float_dtype,
+    standard_normal,
+)
+from .noise import EncodedSamples, NoiseTable
 
 # Rows per block when a pass over x needs a temporary the size of a block of x.
 _BLOCK_ELEMENTS = 1 << 18
@@ -42,9 +51,22 @@ class Normal(Distribution):
         Standard deviation, scalar (isotropic) or per coordinate (diagonal).
     learn_sigma : bool
         If true, ``params`` holds ``sigma`` too and every score includes it.
+    noise : NoiseTable, optional
+        Draw every sample from this shared noise table, as
+        :math:`x_i = \mu + s_i \sigma \odot T[k_i : k_i + d]` (Salimans et al. 2017);
+        ``sample(n, rng, encode=True)`` then returns the (index, sign) encoding,
+        which ``decode``, ``weighted_score`` and the estimators accept.  With
+        ``NoiseTable.evograd()``, float32 parameters and the same
+        ``RandomState(seed)``, the samples are EvoGrad's, bit for bit.
     """
 
-    def __init__(self, mu: object, sigma: object = 1.0, learn_sigma: bool = False):
+    def __init__(
+        self,
+        mu: object,
+        sigma: object = 1.0,
+        learn_sigma: bool = False,
+        noise: NoiseTable | None = None,
+    ):
         mu_arr = as_float_array("mu", mu)
         if mu_arr.ndim != 1 or mu_arr.shape[0] == 0:
             raise ValueError(f"mu must be a 1-D array of shape (d,) with d >= 1, got shape {mu_arr.shape}")
@@ -56,6 +78,12 @@ class Normal(Distribution):
                 f"sigma must be a scalar or have shape ({d},) to match mu, got shape {sigma_arr.shape}"
             )
         check_positive("sigma", sigma_arr)
+        if noise is not None:
+            if not isinstance(noise, NoiseTable):
+                raise TypeError(f"noise must be a NoiseTable or None, got {type(noise).__name__}")
+            if noise.size < d:
+                raise ValueError(f"noise table has {noise.size} entries, fewer than the dimension d={d}")
+        self.noise = noise
         self.learn_sigma = bool(learn_sigma)
         self.params = {"mu": np.array(mu_arr, dtype=dtype)}
         self._sigma = np.array(sigma_arr, dtype=dtype)
@@ -80,7 +108,49 @@ class Normal(Distribution):
     def isotropic(self) -> bool:
         return self._sigma.ndim == 0
 
+    @overload
+    def sample(self, n: int, rng: RNGLike = None, encode: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def sample(self, n: int, rng: RNGLike = None, *, encode: Literal[True]) -> EncodedSamples: ...
+
+    def sample(self, n: int, rng: RNGLike = None, encode: bool = False) -> np.ndarray | EncodedSamples:
+        """Draw ``n`` samples (n, d); with ``encode=True`` their (index, sign) encoding instead.
+
+        Encoding needs a noise table (``noise=``); with one, the unencoded samples
+        are the decoded windows of the table, so both forms are the same draw.
+        """
+        n = check_sample_count("n", n)
+        if encode or self.noise is not None:
+            if self.noise is None:
+                raise ValueError(
+                    "encode=True needs a noise table: build the distribution with "
+                    f"{type(self).__name__}(mu, sigma, noise=NoiseTable(size, seed))"
+                )
+            encoded = self._encode(n, self.noise, rng)
+            return encoded if encode else self.decode(encoded)
+        return self._sample(n, rng)
+
+    def decode(self, encoded: EncodedSamples) -> np.ndarray:
+        r"""The samples :math:`x_i = \mu + s_i \sigma \odot T[k_i : k_i + d]`, shape (n, d).
+
+        Computed as ``mu + (s_i * sigma) * T[k_i : k_i + d]`` in the parameters' dtype,
+        the order of operations of EvoGrad's ``decode``.
+        """
+        if not isinstance(encoded, EncodedSamples):
+            raise TypeError(f"encoded must be EncodedSamples, got {type(encoded).__name__}")
+        self.check_x(encoded)
+        return decode_windows(self.mu, self.sigma, encoded)
+
+    def _encode(self, n: int, table: NoiseTable, rng: RNGLike) -> EncodedSamples:
+        indices = table.sample_index(rng, self.dim, n)
+        return EncodedSamples(indices, np.ones(n, dtype=np.int8), self.dim, table)
+
     def check_x(self, x: object) -> np.ndarray:
+        if isinstance(x, EncodedSamples):
+            if x.dim != self.dim:
+                raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
+            return x  # type: ignore[return-value]  # array-like: has shape (n, d) and len n
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
@@ -93,12 +163,16 @@ class Normal(Distribution):
         return self.mu + self.sigma * self._noise(n, rng)
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
+        if isinstance(x, EncodedSamples):
+            x = decode_windows(self.mu, self.sigma, x)
         sigma = self.sigma
         z = (x - self.mu) / sigma
         log_det = self.dim * np.log(sigma) if self.isotropic else np.sum(np.log(sigma))
         return -0.5 * np.einsum("ij,ij->i", z, z) - log_det - 0.5 * self.dim * math.log(2 * math.pi)
 
     def _score(self, x: np.ndarray) -> Grad:
+        if isinstance(x, EncodedSamples):
+            x = decode_windows(self.mu, self.sigma, x)
         sigma = self.sigma
         eps = x - self.mu
         scores = {"mu": eps / sigma**2}
@@ -110,6 +184,8 @@ class Normal(Distribution):
         return scores
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
+        if isinstance(x, EncodedSamples):
+            return self._weighted_score_encoded(w, x)
         sigma = self.sigma
         w_sum = w.sum()
         # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x.
@@ -121,6 +197,31 @@ class Normal(Distribution):
                 grad["sigma"] = w_eps2.sum() / sigma**3 - self.dim * w_sum / sigma
             else:
                 grad["sigma"] = w_eps2 / sigma**3 - w_sum / sigma
+        return grad
+
+    def _weighted_score_encoded(self, w: np.ndarray, x: EncodedSamples) -> Grad:
+        r"""The same contraction on encoded samples, streamed over the noise table.
+
+        With :math:`x_i - \mu = s_i \sigma \epsilon_i`, :math:`\epsilon_i = T[k_i : k_i + d]`:
+
+        .. math::
+
+            \sum_i w_i \frac{x_i - \mu}{\sigma^2} = \frac{1}{\sigma} \sum_i (w_i s_i)\, \epsilon_i
+
+            \sum_i w_i \Big(\frac{(x_i - \mu)^2}{\sigma^3} - \frac{1}{\sigma}\Big)
+              = \frac{1}{\sigma}\Big(\sum_i w_i \epsilon_i^2 - \sum_i w_i\Big)
+              \;\text{(diagonal; isotropic: } \|\epsilon_i\|^2 \text{ and } d \sum_i w_i)
+        """
+        sigma = self.sigma
+        signed_w = w * x.signs  # the sign folded into the weight: w_i s_i
+        eps_sum, eps2_sum = x.table.contract(x.indices, self.dim, signed_w, w if self.learn_sigma else None)
+        grad = {"mu": eps_sum / sigma}
+        if self.learn_sigma and eps2_sum is not None:
+            w_sum = w.sum()
+            if self.isotropic:
+                grad["sigma"] = (eps2_sum.sum() - self.dim * w_sum) / sigma
+            else:
+                grad["sigma"] = (eps2_sum - w_sum) / sigma
         return grad
 
     def natural_gradient(self, grad: Grad) -> Grad:
@@ -145,6 +246,15 @@ def _weighted_squared_deviation(w: np.ndarray, x: np.ndarray, mu: np.ndarray) ->
     return total
 
 
+def decode_windows(mu: np.ndarray, sigma: np.ndarray, encoded: EncodedSamples) -> np.ndarray:
+    """mu + (s_i * sigma) * T[k_i : k_i + d] for each encoded sample, in mu's dtype: (n, d)."""
+    x = encoded.table.rows(encoded.indices, encoded.dim).astype(mu.dtype, copy=False)
+    x *= sigma  # |s_i| sigma eps_i; negating afterwards is exact, so this equals (s_i sigma) eps_i
+    np.negative(x, out=x, where=(encoded.signs < 0)[:, None])
+    x += mu
+    return x
+
+
 class PairedNormal(Normal):
     r"""Normal with antithetic (mirrored) sampling; same density and score as ``Normal``.
 
@@ -160,3 +270,10 @@ class PairedNormal(Normal):
             raise ValueError(f"n must be even for PairedNormal (antithetic pairs), got {n}")
         half = super()._noise(n // 2, rng)
         return np.concatenate([half, -half])
+
+    def _encode(self, n: int, table: NoiseTable, rng: RNGLike) -> EncodedSamples:
+        if n % 2:
+            raise ValueError(f"n must be even for PairedNormal (antithetic pairs), got {n}")
+        half = table.sample_index(rng, self.dim, n // 2)
+        signs = np.repeat(np.array([1, -1], dtype=np.int8), n // 2)
+        return EncodedSamples(np.concatenate([half, half]), signs, self.dim, table)

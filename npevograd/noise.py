@@ -1,0 +1,466 @@
+r"""A shared table of Gaussian noise, and samples encoded as (index, sign) into it.
+
+Salimans et al. (2017, "Evolution Strategies as a Scalable Alternative to
+Reinforcement Learning", section 2.1) let every worker build the same large
+table :math:`T` of standard normal numbers from one seed.  A perturbation of
+dimension d is then a window of the table, and a Gaussian sample travels as two
+integers:
+
+.. math::
+
+    \epsilon_i = T[k_i : k_i + d], \qquad
+    x_i = \mu + s_i\, \sigma \odot \epsilon_i, \qquad s_i \in \{+1, -1\}
+
+so only the indices :math:`k_i`, the signs :math:`s_i` and the fitness values
+cross the wire.  Because :math:`x_i - \mu = s_i \sigma \epsilon_i`, a weighted
+sum of scores is a weighted sum of table windows,
+
+.. math::
+
+    \sum_i w_i (x_i - \mu) = \sigma \odot \sum_i (w_i s_i)\, T[k_i : k_i + d],
+
+which :meth:`NoiseTable.contract` streams over the table a block of windows at a
+time, never building the (n, d) sample matrix.
+
+``NoiseTable(10_000_000, 42)`` (``NoiseTable.evograd()``) is EvoGrad's table
+``np.random.RandomState(42).randn(10_000_000).astype(float32)``; with EvoGrad's
+index draw ``random_state.randint(0, len(table) - d + 1)`` it reproduces
+EvoGrad's samples bit for bit.
+
+The table is built lazily, on first use, never at import.  In the process that
+created it, it lives in a POSIX shared-memory segment (``multiprocessing.
+shared_memory``); a copy pickled to another process on the same machine attaches
+to that segment read-only instead of building its own, and a process on another
+machine rebuilds it from the seed, once per process.  The owner unlinks the
+segment on :meth:`NoiseTable.close`, when the table is garbage collected, and at
+interpreter exit; if the owner is killed, the ``multiprocessing`` resource
+tracker unlinks it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import secrets
+import shutil
+import sys
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import RNGLike, as_float_array, as_rng, check_sample_count
+
+# Elements of a block of table windows gathered at once by ``contract`` (1 MiB of float32).
+_BLOCK_ELEMENTS = 1 << 18
+# Numbers drawn from the seeded generator per step while filling the table.
+_FILL_CHUNK = 1 << 20
+# Leading values compared against the seed before an attached segment is trusted.
+_CHECK_VALUES = 16
+# Shared-memory names start with this (short: macOS allows 31 characters).
+SEGMENT_PREFIX = "npeg_"
+
+_Key = tuple[int, int, str]
+# Tables alive in this process, by (size, seed, dtype): unpickling reuses them.
+_LIVE: weakref.WeakValueDictionary[_Key, NoiseTable] = weakref.WeakValueDictionary()
+# Tables this process received by pickle, kept for the life of the process so that
+# a worker builds (or attaches) each table once, not once per task.
+_RECEIVED: dict[_Key, NoiseTable] = {}
+
+
+class NoiseTable:
+    r"""``size`` standard normal numbers drawn from ``np.random.RandomState(seed)``, cast to ``dtype``.
+
+    .. math::
+
+        T = \mathrm{cast}_{\mathrm{dtype}}\big(\mathrm{RandomState(seed).randn(size)}\big)
+
+    Parameters
+    ----------
+    size : int
+        Number of entries; a window of d entries needs ``size >= d``.
+    seed : int
+        Seed of the legacy ``RandomState`` generator, in [0, 2**32).
+    dtype : float32 (default) or float64
+        Storage type; float32 halves memory and bandwidth, as in Salimans et al.
+    shared : bool
+        Build the table in a POSIX shared-memory segment that copies pickled to
+        other local processes attach to (default); ``False`` keeps it private.
+
+    The table is built on first use of :attr:`array` (or anything reading it) and
+    reused after that.  Pickling sends only ``(size, seed, dtype)`` and the
+    segment's name.
+    """
+
+    def __init__(self, size: int, seed: int, dtype: Any = np.float32, shared: bool = True):
+        self._size = check_sample_count("size", size)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32) (a RandomState seed), got {seed}")
+        self._seed = int(seed)
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as err:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from err
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dt}")
+        self._dtype = dt
+        self._shared = bool(shared)
+        self._lock = threading.Lock()
+        self._array: np.ndarray | None = None
+        self._segment: Any = None  # SharedMemory, when this process owns the table's segment
+        self._mapping: Any = None  # the segment's mapping (own or another process's)
+        self._finalizer: weakref.finalize | None = None
+        self._attach_name: str | None = None
+        self._creator_pid = os.getpid()
+        _LIVE.setdefault(self._key, self)
+
+    @classmethod
+    def evograd(cls, shared: bool = True) -> NoiseTable:
+        """EvoGrad's table: ``RandomState(42).randn(10_000_000)`` in float32 (``evograd/noise.py``)."""
+        return cls(10_000_000, 42, np.float32, shared=shared)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def shared(self) -> bool:
+        return self._shared
+
+    @property
+    def nbytes(self) -> int:
+        return self._size * self._dtype.itemsize
+
+    @property
+    def built(self) -> bool:
+        """Whether this process holds the table's numbers (built or attached)."""
+        return self._array is not None
+
+    @property
+    def segment_name(self) -> str | None:
+        """Name of the shared-memory segment this process owns (None if private or not built)."""
+        return None if self._segment is None else self._segment.name
+
+    @property
+    def array(self) -> np.ndarray:
+        """The table, read-only, shape (size,); built on first access."""
+        arr = self._array
+        return arr if arr is not None else self._build()
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def _key(self) -> _Key:
+        return (self._size, self._seed, self._dtype.str)
+
+    def check_dim(self, dim: int) -> int:
+        """Validate a window length: 1 <= dim <= size."""
+        dim = check_sample_count("dim", dim)
+        if dim > self._size:
+            raise ValueError(f"dim must be <= the table size {self._size}, got {dim}")
+        return dim
+
+    def sample_index(self, rng: RNGLike, dim: int, n: int) -> np.ndarray:
+        """n window starts, uniform on {0, ..., size - dim}, as int64 array (n,).
+
+        A ``RandomState`` draws ``randint(0, size - dim + 1, size=n)``: the same
+        numbers as EvoGrad's n calls of ``randint(0, size - dim + 1)``.  A
+        ``Generator`` draws ``integers(0, size - dim + 1, size=n)``.
+        """
+        dim = self.check_dim(dim)
+        n = check_sample_count("n", n)
+        rng = as_rng(rng)
+        high = self._size - dim + 1
+        if isinstance(rng, np.random.RandomState):
+            return rng.randint(0, high, size=n).astype(np.int64, copy=False)
+        return rng.integers(0, high, size=n, dtype=np.int64)
+
+    def get(self, index: int, dim: int) -> np.ndarray:
+        """The window ``T[index : index + dim]`` (a read-only view)."""
+        dim = self.check_dim(dim)
+        self._check_indices(np.asarray([index]), dim)
+        return self.array[int(index) : int(index) + dim]
+
+    def rows(self, indices: object, dim: int) -> np.ndarray:
+        """The windows ``T[k : k + dim]`` for each k in ``indices``, stacked: a new array (m, dim)."""
+        dim = self.check_dim(dim)
+        idx = self._check_indices(np.asarray(indices), dim)
+        return self._windows(dim)[idx]
+
+    def contract(
+        self, indices: object, dim: int, a: object, b: object | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        r"""Weighted sums of windows and of squared windows, streamed a block at a time.
+
+        .. math::
+
+            A = \sum_i a_i\, T[k_i : k_i + d], \qquad
+            B = \sum_i b_i\, T[k_i : k_i + d]^2 \;\text{(elementwise square; if b is given)}
+
+        Only a block of about 2**18 table entries is gathered at a time; the
+        (m, d) matrix of windows is never built.  Sums are in the dtype of ``a``.
+        """
+        dim = self.check_dim(dim)
+        idx = self._check_indices(np.asarray(indices), dim)
+        a_arr = as_float_array("a", a)
+        m = idx.shape[0]
+        if a_arr.shape != (m,):
+            raise ValueError(f"a has shape {a_arr.shape} but there are {m} indices; expected ({m},)")
+        b_arr = None if b is None else as_float_array("b", b, dtype=a_arr.dtype)
+        if b_arr is not None and b_arr.shape != (m,):
+            raise ValueError(f"b has shape {b_arr.shape} but there are {m} indices; expected ({m},)")
+        dtype = a_arr.dtype
+        windows = self._windows(dim)
+        total_a = np.zeros(dim, dtype=dtype)
+        total_b = None if b_arr is None else np.zeros(dim, dtype=dtype)
+        step = max(1, _BLOCK_ELEMENTS // dim)
+        for start in range(0, m, step):
+            stop = min(start + step, m)
+            block = windows[idx[start:stop]].astype(dtype, copy=False)
+            total_a += a_arr[start:stop] @ block
+            if b_arr is not None and total_b is not None:
+                np.multiply(block, block, out=block)
+                total_b += b_arr[start:stop] @ block
+        return total_a, total_b
+
+    def close(self) -> None:
+        """Release the table's memory; the owner unlinks its shared-memory segment.
+
+        The table is rebuilt if used again.  Views returned by :meth:`get` keep the
+        memory mapped until they are deleted, but the segment's name is gone at once.
+        """
+        with self._lock:
+            self._array = None
+            self._mapping = None
+            self._segment = None
+            if self._finalizer is not None:
+                self._finalizer()
+                self._finalizer = None
+
+    def __enter__(self) -> NoiseTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        name = self.segment_name or (self._attach_name if self._mapping is not None else None)
+        return (_restore, (self._size, self._seed, self._dtype.str, name))
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("npevograd.NoiseTable", *self._key)
+
+    def __repr__(self) -> str:
+        where = (
+            f"shared segment {self.segment_name!r}"
+            if self._segment is not None
+            else "attached" if self._mapping is not None
+            else "private" if self._array is not None
+            else "not built"
+        )
+        return f"NoiseTable(size={self._size}, seed={self._seed}, dtype={self._dtype}, {where})"
+
+    def _windows(self, dim: int) -> np.ndarray:
+        """All windows of length dim as a strided view (size - dim + 1, dim): no copy."""
+        return np.lib.stride_tricks.sliding_window_view(self.array, dim)
+
+    def _check_indices(self, idx: np.ndarray, dim: int) -> np.ndarray:
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"indices must be a 1-D integer array, got shape {idx.shape} dtype {idx.dtype}")
+        high = self._size - dim
+        if idx.size and (idx.min() < 0 or idx.max() > high):
+            raise ValueError(
+                f"indices must lie in [0, {high}] (table size {self._size}, dim {dim}), "
+                f"got range [{idx.min()}, {idx.max()}]"
+            )
+        return idx
+
+    def _build(self) -> np.ndarray:
+        with self._lock:
+            if self._array is not None:
+                return self._array
+            arr = self._attach() if self._attach_name is not None else None
+            if arr is None and self._shared and os.getpid() == self._creator_pid and _room_in_shm(self.nbytes):
+                arr = self._create_segment()
+            if arr is None:
+                arr = np.empty(self._size, dtype=self._dtype)
+                _fill(arr, self._seed)
+            arr.flags.writeable = False
+            self._array = arr
+            return arr
+
+    def _create_segment(self) -> np.ndarray:
+        from multiprocessing import shared_memory
+
+        segment = shared_memory.SharedMemory(
+            name=SEGMENT_PREFIX + secrets.token_hex(6), create=True, size=self.nbytes
+        )  # registered with the resource tracker, which unlinks it if this process is killed
+        self._finalizer = weakref.finalize(self, _unlink_segment, segment, os.getpid())
+        try:
+            # Our own mapping: arrays and views hold it, so it outlives every view handed out;
+            # SharedMemory's mapping would be unmapped under live views by its close().
+            mapping = _map_segment(segment.name, self.nbytes, writable=True)
+        finally:
+            segment.close()
+        arr: np.ndarray = np.frombuffer(mapping, dtype=self._dtype, count=self._size)
+        _fill(arr, self._seed)
+        self._segment = segment
+        self._mapping = mapping
+        return arr
+
+    def _attach(self) -> np.ndarray | None:
+        """Map another process's segment read-only; None if it is gone or not this table."""
+        name = self._attach_name
+        if name is None:
+            return None
+        try:
+            mapping = _map_segment(name, self.nbytes)
+        except (OSError, ValueError):
+            return None
+        arr: np.ndarray = np.frombuffer(mapping, dtype=self._dtype, count=self._size)
+        head = min(_CHECK_VALUES, self._size)
+        expected = np.random.RandomState(self._seed).randn(head).astype(self._dtype)
+        if not np.array_equal(arr[:head], expected):
+            return None
+        self._mapping = mapping
+        return arr
+
+
+def _fill(out: np.ndarray, seed: int) -> None:
+    """out[:] = RandomState(seed).randn(len(out)), a chunk at a time (the legacy stream is chunk-invariant)."""
+    rs = np.random.RandomState(seed)
+    for start in range(0, out.shape[0], _FILL_CHUNK):
+        stop = min(start + _FILL_CHUNK, out.shape[0])
+        out[start:stop] = rs.randn(stop - start)
+
+
+def _room_in_shm(nbytes: int) -> bool:
+    """False (with a warning) when /dev/shm is too small for the table: writing it would SIGBUS."""
+    if not os.path.isdir("/dev/shm"):
+        return True
+    free = shutil.disk_usage("/dev/shm").free
+    if free >= nbytes:
+        return True
+    warnings.warn(
+        f"NoiseTable: /dev/shm has {free} bytes free, the table needs {nbytes}; "
+        "building it in private memory (one copy per process)",
+        stacklevel=4,
+    )
+    return False
+
+
+def _unlink_segment(segment: Any, owner_pid: int) -> None:
+    """Unlink the owner's segment; a forked child inherits this finalizer but skips it.
+
+    The memory itself is unmapped when the last array viewing it is collected.
+    """
+    if os.getpid() != owner_pid:
+        return
+    try:
+        segment.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _map_segment(name: str, nbytes: int, writable: bool = False) -> Any:
+    """Map an existing POSIX shared-memory segment (read-only unless ``writable``), unregistered.
+
+    ``SharedMemory(name)`` would register the segment with this process's resource
+    tracker before Python 3.13 (CPython issue 82300), and the tracker would unlink
+    the owner's segment when this process exits; only the owner may unlink it.
+    """
+    if sys.platform == "win32":  # named mappings there are reference-counted; nothing to unlink
+        return mmap.mmap(-1, nbytes, tagname=name, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+    import _posixshmem  # CPython's own backend of multiprocessing.shared_memory
+
+    fd = _posixshmem.shm_open("/" + name, os.O_RDWR if writable else os.O_RDONLY, mode=0o600)
+    try:
+        if os.fstat(fd).st_size < nbytes:
+            raise ValueError(f"segment {name!r} is smaller than the table ({nbytes} bytes)")
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, nbytes, prot=prot)
+    finally:
+        os.close(fd)
+
+
+def _restore(size: int, seed: int, dtype: str, segment: str | None) -> NoiseTable:
+    """Unpickle: the table already alive in this process, else one that attaches to ``segment``."""
+    key: _Key = (size, seed, np.dtype(dtype).str)
+    table = _LIVE.get(key)
+    if table is None:
+        table = NoiseTable(size, seed, dtype, shared=False)
+        _RECEIVED[key] = table
+    if not table.built and table._segment is None and table._attach_name is None and segment:
+        table._attach_name = segment
+    return table
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedSamples:
+    r"""n samples of dimension ``dim`` encoded as windows of a noise table.
+
+    .. math::
+
+        x_i = \mu + s_i\, \sigma \odot T[k_i : k_i + d]
+
+    ``indices`` (int64, (n,)) are the :math:`k_i`, ``signs`` (int8, (n,)) the
+    :math:`s_i`; both are read-only.  The distribution that drew them supplies
+    :math:`\mu` and :math:`\sigma` when decoding (``p.decode(encoded)``).  Like a
+    sample array it has ``shape == (n, dim)`` and ``len() == n``, so estimators take
+    it wherever they take x.
+    """
+
+    indices: np.ndarray
+    signs: np.ndarray
+    dim: int
+    table: NoiseTable
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.table, NoiseTable):
+            raise TypeError(f"table must be a NoiseTable, got {type(self.table).__name__}")
+        dim = self.table.check_dim(self.dim)
+        idx = np.asarray(self.indices)
+        if idx.ndim != 1 or idx.shape[0] == 0:
+            raise ValueError(f"indices must have shape (n,) with n >= 1, got shape {idx.shape}")
+        idx = self.table._check_indices(idx, dim).astype(np.int64)
+        signs = np.asarray(self.signs)
+        if signs.shape != idx.shape:
+            raise ValueError(f"signs has shape {signs.shape} but indices has {idx.shape}; expected equal shapes")
+        if not np.all((signs == 1) | (signs == -1)):
+            raise ValueError("signs must all be +1 or -1")
+        signs = signs.astype(np.int8)
+        idx.flags.writeable = False
+        signs.flags.writeable = False
+        object.__setattr__(self, "indices", idx)
+        object.__setattr__(self, "signs", signs)
+        object.__setattr__(self, "dim", dim)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.indices.shape[0], self.dim)
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, item: slice) -> EncodedSamples:
+        """A contiguous range of the samples (slices only)."""
+        if not isinstance(item, slice):
+            raise TypeError(f"EncodedSamples can be indexed by slices only, got {type(item).__name__}")
+        return EncodedSamples(self.indices[item], self.signs[item], self.dim, self.table)
+
+    def __repr__(self) -> str:
+        return f"EncodedSamples(n={len(self)}, dim={self.dim}, table={self.table!r})"

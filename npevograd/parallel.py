@@ -1,0 +1,445 @@
+r"""Evaluate a population on any ``concurrent.futures`` executor, sending (index, sign) pairs.
+
+One generation of a distributed evolution strategy (Salimans et al. 2017,
+algorithm 2) is: draw n samples, evaluate the fitness of each somewhere else,
+bring the fitness values back, estimate the gradient here.  With a noise table
+(``Normal(mu, sigma, noise=NoiseTable(size, seed))``) a sample is the pair
+:math:`(k_i, s_i)` and the worker rebuilds it as
+
+.. math::
+
+    x_i = \mu + s_i\, \sigma \odot T[k_i : k_i + d]
+
+from a table it built (or attached to) once.  So what travels is, per batch of
+samples, the table's ``(size, seed)``, the distribution's ``mu`` and ``sigma`` and
+the batch's indices and signs; what comes back is the batch's fitness values.
+
+:func:`evaluate` works with any :class:`concurrent.futures.Executor`:
+
+* ``None``: evaluate here, in this process (the reference every other run equals);
+* :class:`ProcessPool` (or ``concurrent.futures.ProcessPoolExecutor``): one machine;
+* ``dask.distributed.Client(...).get_executor()``: a Dask cluster;
+* ``mpi4py.futures.MPIPoolExecutor()``: MPI.
+
+Moving from a laptop to a cluster changes only the ``executor`` argument.
+
+The fitness function
+--------------------
+``fitness(x)`` takes a batch of samples ``x`` of shape (m, d) and returns one
+value per sample: an array of shape (m,), or (m, k) for k behaviour values per
+sample (for ``Variance``/``Entropy``).  It must be picklable by the executor
+(a module-level function or a ``functools.partial`` of one; Dask also takes
+lambdas and closures).  The population's values are identical, sample for
+sample, whatever the executor, the number of workers and ``batch_size``, as long
+as a row's value depends only on that row (is batch-independent); a per-sample
+function ``f`` becomes one with ``lambda x: np.array([f(row) for row in x])``.
+
+Faults
+------
+* An exception raised by the fitness function stops the evaluation and is
+  raised here as :class:`FitnessError`, naming the index of the failing sample
+  and chained to the original exception, which carries the worker's traceback.
+  To find that index, a batch whose call raised is re-run one sample at a time.
+* A worker process that dies (killed, out of memory, segfault) loses its batch:
+  the batch is resubmitted, to another worker, up to ``max_retries`` times, and
+  then :class:`WorkerLostError` is raised.  Every sample's value is taken from
+  exactly one completed batch: none is lost or counted twice.
+  A ``ProcessPoolExecutor`` is unusable once one of its workers dies; pass a
+  :class:`ProcessPool` instead, which replaces the broken pool and resubmits.
+  Its death fails every batch pending in the pool, and each of them counts it
+  as one of its ``max_retries``.
+  Dask reschedules a lost task itself (``distributed.scheduler.allowed-failures``
+  times) before it reports ``KilledWorker``; then this module's retries start.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import sys
+import threading
+import traceback
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn
+
+import numpy as np
+
+from ._base import Distribution
+from ._checks import RNGLike, as_float_array, check_sample_count
+from .noise import EncodedSamples, NoiseTable
+from .normal import Normal, decode_windows
+
+Fitness = Callable[[np.ndarray], Any]
+
+# Batches per generation when batch_size is not given.
+_DEFAULT_BATCHES = 16
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A generation's population and its fitness values, ready for an estimator.
+
+    ``samples`` is what the distribution drew (``EncodedSamples`` with a noise
+    table, else the (n, d) array); ``fitness`` has shape (n,) or (n, k), row i
+    belonging to sample i; ``resubmitted`` counts the batches sent again after a
+    worker was lost.  ``ng.Mean()(result.fitness, result.samples, p)``.
+    """
+
+    samples: EncodedSamples | np.ndarray
+    fitness: np.ndarray
+    resubmitted: int = 0
+
+
+class FitnessError(RuntimeError):
+    """The fitness function raised; ``index`` is the failing sample (None if only the batch failed)."""
+
+    def __init__(self, message: str, index: int | None, batch: tuple[int, int]):
+        super().__init__(message)
+        self.index = index
+        self.batch = batch
+
+
+class WorkerLostError(RuntimeError):
+    """A batch could not be evaluated because the worker running it died, every time it was tried."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another process, as text."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+class ProcessPool(Executor):
+    """A ``ProcessPoolExecutor`` that replaces itself when one of its worker processes dies.
+
+    ``concurrent.futures.ProcessPoolExecutor`` marks itself broken when a worker
+    dies and fails every pending future with ``BrokenProcessPool``; after that it
+    accepts no work.  This wrapper starts a fresh pool on the next ``submit``, so
+    :func:`evaluate` can resubmit the lost batches.  ``replacements`` counts the
+    pools started to replace broken ones.  Same arguments as ``ProcessPoolExecutor``.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: Any = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ):
+        self._options = {
+            "max_workers": max_workers,
+            "mp_context": mp_context,
+            "initializer": initializer,
+            "initargs": initargs,
+        }
+        self._lock = threading.Lock()
+        self._pool = ProcessPoolExecutor(**self._options)  # type: ignore[arg-type]
+        self.replacements = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        with self._lock:
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except BrokenExecutor:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = ProcessPoolExecutor(**self._options)  # type: ignore[arg-type]
+                self.replacements += 1
+                return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+@dataclass(frozen=True)
+class _EncodedBatch:
+    """Samples [start, stop) as table windows: what a worker needs to rebuild them."""
+
+    fitness: Fitness
+    start: int
+    attempt: int  # part of the payload so a resubmission is a new task (Dask hashes pure tasks)
+    table: NoiseTable
+    mu: np.ndarray
+    sigma: np.ndarray
+    indices: np.ndarray
+    signs: np.ndarray
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.indices.shape[0]
+
+    def samples(self) -> np.ndarray:
+        encoded = EncodedSamples(self.indices, self.signs, self.mu.shape[0], self.table)
+        return decode_windows(self.mu, self.sigma, encoded)
+
+
+@dataclass(frozen=True)
+class _RowBatch:
+    """Samples [start, stop) sent as rows (distributions without a noise table)."""
+
+    fitness: Fitness
+    start: int
+    attempt: int
+    rows: np.ndarray
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.rows.shape[0]
+
+    def samples(self) -> np.ndarray:
+        return self.rows
+
+
+@dataclass
+class _Failure:
+    """The fitness function raised on sample ``index`` (None: on the batch only)."""
+
+    index: int | None
+    start: int
+    stop: int
+    exc: BaseException
+    traceback: str
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        exc = self.exc
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc} (the exception itself could not be pickled)")
+        return (_Failure, (self.index, self.start, self.stop, exc, self.traceback))
+
+
+def _failure(index: int | None, batch: _EncodedBatch | _RowBatch, exc: BaseException) -> _Failure:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return _Failure(index, batch.start, batch.stop, exc, text)
+
+
+def _run_batch(batch: _EncodedBatch | _RowBatch) -> np.ndarray | _Failure:
+    """Worker side: rebuild the batch's samples, evaluate them, return the values or the failure."""
+    x = batch.samples()
+    m = x.shape[0]
+    try:
+        values = batch.fitness(x)
+    except Exception as exc:
+        if m > 1:  # name the failing sample: re-run the batch one sample at a time
+            for j in range(m):
+                try:
+                    batch.fitness(x[j : j + 1])
+                except Exception as single_exc:
+                    return _failure(batch.start + j, batch, single_exc)
+        return _failure(batch.start if m == 1 else None, batch, exc)
+    try:
+        arr = as_float_array("fitness(x)", values, finite=False)
+        if arr.ndim == 0 or arr.shape[0] != m:
+            raise ValueError(
+                f"fitness must return one value per sample, shape ({m},) or ({m}, k), "
+                f"for a batch x of shape {x.shape}; got shape {arr.shape}"
+            )
+    except (TypeError, ValueError) as exc:
+        return _failure(None, batch, exc)
+    return arr
+
+
+def _raise_failure(failure: _Failure) -> NoReturn:
+    exc = failure.exc
+    if exc.__traceback__ is None and failure.traceback:  # raised in another process
+        exc.__cause__ = RemoteTraceback(failure.traceback)
+    where = f"sample {failure.index}" if failure.index is not None else "the batch"
+    raise FitnessError(
+        f"fitness raised {type(exc).__name__} at {where} "
+        f"(batch of samples [{failure.start}, {failure.stop})): {exc}",
+        index=failure.index,
+        batch=(failure.start, failure.stop),
+    ) from exc
+
+
+def _is_worker_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` (from a future) means the worker process was lost, not that the task failed."""
+    if isinstance(exc, BrokenExecutor):
+        return True
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        from distributed.comm import CommClosedError
+
+        if isinstance(exc, (distributed.KilledWorker, CommClosedError)):
+            return True
+    return False
+
+
+def evaluate(
+    fitness: Fitness,
+    p: Distribution,
+    n: int,
+    rng: RNGLike = None,
+    executor: Executor | None = None,
+    batch_size: int | None = None,
+    max_retries: int = 2,
+) -> Evaluation:
+    r"""Draw n samples from ``p`` and evaluate ``fitness`` on them through ``executor``.
+
+    .. math::
+
+        x_i \sim p,\quad f_i = \mathrm{fitness}(x_i), \qquad i = 0, \dots, n - 1
+
+    Parameters
+    ----------
+    fitness : callable
+        ``fitness(x)`` with x of shape (m, d) returns shape (m,) or (m, k); see
+        the module docstring for the batch-independence it needs.
+    p : Distribution
+        Sampled with ``p.sample(n, rng, encode=True)`` when it is a ``Normal`` or
+        ``PairedNormal`` with a noise table (only indices and signs are sent),
+        else with ``p.sample(n, rng)`` (the sample rows are sent).
+    n : int
+        Population size.
+    rng : Generator, RandomState, int or None
+        The random source of the draw; the same rng gives the same population
+        and, for a batch-independent fitness, the same values, on any executor.
+    executor : concurrent.futures.Executor or None
+        Where to evaluate; ``None`` evaluates in this process.
+    batch_size : int or None
+        Samples per task; default ``ceil(n / 16)``.
+    max_retries : int
+        Times a batch lost with its worker is resubmitted before ``WorkerLostError``.
+
+    Returns
+    -------
+    Evaluation
+        ``samples`` (as drawn), ``fitness`` (n,) or (n, k) and ``resubmitted``.
+    """
+    if not callable(fitness):
+        raise TypeError(f"fitness must be callable, got {type(fitness).__name__}")
+    if not isinstance(p, Distribution):
+        raise TypeError(f"p must be an npevograd Distribution, got {type(p).__name__}")
+    n = check_sample_count("n", n)
+    size = math.ceil(n / _DEFAULT_BATCHES) if batch_size is None else check_sample_count("batch_size", batch_size)
+    retries = check_sample_count("max_retries", max_retries, minimum=0)
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor or None, got {type(executor).__name__}")
+
+    samples: EncodedSamples | np.ndarray
+    make: Callable[[int, int, int], _EncodedBatch | _RowBatch]
+    if isinstance(p, Normal) and p.noise is not None:
+        encoded = p.sample(n, rng, encode=True)
+        encoded.table.array.shape  # noqa: B018 (build it, in shared memory, before local workers ask for it)
+        mu, sigma = p.mu.copy(), p.sigma.copy()  # the parameters as of this draw
+
+        def make(start: int, stop: int, attempt: int) -> _EncodedBatch | _RowBatch:
+            return _EncodedBatch(
+                fitness, start, attempt, encoded.table, mu, sigma,
+                encoded.indices[start:stop], encoded.signs[start:stop],
+            )
+
+        samples = encoded
+    else:
+        rows = p.sample(n, rng)
+
+        def make(start: int, stop: int, attempt: int) -> _EncodedBatch | _RowBatch:
+            return _RowBatch(fitness, start, attempt, rows[start:stop])
+
+        samples = rows
+
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if executor is None:
+        outcomes: list[np.ndarray] = []
+        for start, stop in bounds:
+            outcome = _run_batch(make(start, stop, 0))
+            if isinstance(outcome, _Failure):
+                _raise_failure(outcome)
+            outcomes.append(outcome)
+        resubmitted = 0
+    else:
+        outcomes, resubmitted = _run_on(executor, make, bounds, retries)
+    return Evaluation(samples=samples, fitness=_assemble(outcomes, bounds), resubmitted=resubmitted)
+
+
+def _run_on(
+    executor: Executor,
+    make: Callable[[int, int, int], _EncodedBatch | _RowBatch],
+    bounds: list[tuple[int, int]],
+    max_retries: int,
+) -> tuple[list[np.ndarray], int]:
+    """Submit every batch, collect each batch's values exactly once, resubmit batches lost with a worker."""
+    attempts = [0] * len(bounds)
+    outcomes: list[np.ndarray | None] = [None] * len(bounds)
+    pending: dict[Future, int] = {}
+    resubmitted = 0
+
+    def submit(b: int) -> None:
+        try:
+            pending[executor.submit(_run_batch, make(*bounds[b], attempts[b]))] = b
+        except BrokenExecutor as exc:
+            raise _unrecoverable(executor, bounds[b]) from exc
+
+    try:
+        for b in range(len(bounds)):
+            submit(b)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            lost: list[tuple[int, BaseException]] = []
+            for future in done:
+                b = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:
+                    if not _is_worker_loss(exc):
+                        raise
+                    if isinstance(exc, BrokenExecutor) and not isinstance(executor, ProcessPool):
+                        raise _unrecoverable(executor, bounds[b]) from exc
+                    lost.append((b, exc))
+                    continue
+                if isinstance(outcome, _Failure):
+                    _raise_failure(outcome)
+                outcomes[b] = outcome
+            for b, loss in lost:
+                attempts[b] += 1
+                if attempts[b] > max_retries:
+                    start, stop = bounds[b]
+                    raise WorkerLostError(
+                        f"samples [{start}, {stop}) were lost {attempts[b]} times: the worker evaluating "
+                        f"them died each time (max_retries={max_retries}); last error: {loss!r}"
+                    ) from loss
+                resubmitted += 1
+                submit(b)
+    finally:
+        # Stop what has not started.  Not on Dask: cancelling its executor's futures races with
+        # their completion and logs InvalidStateError; its leftover tasks just finish unused.
+        if not type(executor).__module__.startswith("distributed"):
+            for future in pending:
+                future.cancel()
+    done_outcomes = [o for o in outcomes if o is not None]
+    if len(done_outcomes) != len(bounds):  # cannot happen: every batch was collected or raised
+        raise RuntimeError(f"{len(bounds) - len(done_outcomes)} batches missing after evaluation")
+    return done_outcomes, resubmitted
+
+
+def _unrecoverable(executor: Executor, batch: tuple[int, int]) -> WorkerLostError:
+    return WorkerLostError(
+        f"a worker of the {type(executor).__name__} died while samples [{batch[0]}, {batch[1]}) were pending, "
+        "and the executor is now broken: a ProcessPoolExecutor cannot replace a dead worker. "
+        "Pass npevograd.parallel.ProcessPool(max_workers), which restarts its pool, or a Dask executor"
+    )
+
+
+def _assemble(outcomes: list[np.ndarray], bounds: list[tuple[int, int]]) -> np.ndarray:
+    """Batch values in sample order, checking they agree on the per-sample shape."""
+    shapes = {o.shape[1:] for o in outcomes}
+    if len(shapes) > 1:
+        raise ValueError(f"fitness returned different per-sample shapes across batches: {sorted(shapes)}")
+    values = np.concatenate(outcomes)
+    if values.shape[0] != bounds[-1][1]:  # cannot happen: each batch was checked
+        raise RuntimeError(f"assembled {values.shape[0]} values for {bounds[-1][1]} samples")
+    return values
