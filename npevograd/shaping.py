@@ -8,7 +8,6 @@ are invariant to any strictly increasing transform of it.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ._checks import as_float_array
 
@@ -35,6 +34,8 @@ def zscore(f: object) -> np.ndarray:
 
 
 def _ranks(name: str, f: object) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import rankdata  # scipy.stats takes most of a second to import: only when ranking
+
     arr = as_float_array(name, f)
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to rank, got shape {arr.shape}")
@@ -81,6 +82,8 @@ def nes_utilities(f: object) -> np.ndarray:
 
 def _tie_counts(arr: np.ndarray) -> np.ndarray:
     """How many entries along axis 0 share each entry's value (per column)."""
+    from scipy.stats import rankdata
+
     max_rank = rankdata(arr, method="max", axis=0)
     min_rank = rankdata(arr, method="min", axis=0)
     return max_rank - min_rank + 1
