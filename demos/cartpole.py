@@ -19,9 +19,9 @@ episodes; the maximum is 200.  Run ``python demos/cartpole.py --help``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _common import Run, demo_parser, parse
 
 import npevograd as ng
 from npevograd.cartpole import episode_returns
@@ -31,9 +31,7 @@ NAME = "cartpole"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=2000, help="generations (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser = demo_parser(__doc__, steps=2000)
     parser.add_argument("--population", type=int, default=50, help="policies per generation (default 50)")
     parser.add_argument("--sigma", type=float, default=0.5, help="search std (default 0.5)")
     parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
@@ -46,8 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stop-at", type=float, default=None,
         help="stop once the population's mean return reaches this (default: run all steps)",
     )
-    parser.add_argument("--print-every", type=int, default=100, help="progress every N steps, 0: quiet")
-    return parser.parse_args(argv)
+    return parse(parser, argv, print_every=100)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -58,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     opt = SGD(p, lr=args.lr) if args.optimizer == "sgd" else Adam(p, lr=args.lr)
     estimator = ng.Mean(shaping=ng.zscore)
     mus, mean_return = [p.params["mu"].copy()], []
-    start = time.perf_counter()
+    run = Run(NAME, args)
     t = 0
     for t in range(1, args.steps + 1):
         w = p.sample(args.population, rng)
@@ -68,25 +65,20 @@ def main(argv: list[str] | None = None) -> dict:
         mus.append(p.params["mu"].copy())
         mean_return.append(float(returns.mean()))
         last = t == args.steps or (args.stop_at is not None and mean_return[-1] >= args.stop_at)
-        if args.print_every and (t % args.print_every == 0 or last):
-            print(f"[{NAME}] step {t:5d}  population mean return {mean_return[-1]:7.2f}", flush=True)
+        run.progress(t, f"population mean return {mean_return[-1]:7.2f}", last=last)
         if last:
             break
     final = float(episode_returns(p.params["mu"][None], seed=args.seed + 10**6, episodes=100,
                                   backend=args.backend)[0])
-    if args.print_every:
-        print(f"[{NAME}] mean policy mu = {np.round(p.params['mu'], 3)}  return {final:.1f} (100 episodes)")
-    return {
-        "name": NAME,
-        "final": final,
-        "final_label": "return of mu",
-        "objective": mean_return[-1] if mean_return else float("nan"),
-        "objective_label": "population mean return",
-        "history": {"mu": np.array(mus), "objective": np.array(mean_return)},
-        "seed": args.seed,
-        "steps": t,
-        "seconds": time.perf_counter() - start,
-    }
+    run.say(f"mean policy mu = {np.round(p.params['mu'], 3)}  return {final:.1f} (100 episodes)")
+    return run.result(
+        final=final,
+        final_label="return of mu",
+        objective=mean_return[-1] if mean_return else float("nan"),
+        objective_label="population mean return",
+        history={"mu": np.array(mus), "objective": np.array(mean_return)},
+        steps=t,
+    )
 
 
 if __name__ == "__main__":

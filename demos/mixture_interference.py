@@ -17,10 +17,9 @@ component's.  Run ``python demos/mixture_interference.py --help``.
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
+from _common import Run, gaussian_1d_args
+from _common import interference as behaviour
 
 import npevograd as ng
 from npevograd.optim import SGD
@@ -28,56 +27,32 @@ from npevograd.optim import SGD
 NAME = "mixture_interference"
 
 
-def behaviour(x: np.ndarray) -> np.ndarray:
-    """b(x) = 5 sin(0.2 x) sin(20 x)."""
-    return 5.0 * np.sin(0.2 * x) * np.sin(20.0 * x)
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=2000, help="generations (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--population", type=int, default=500, help="samples per step (default 500)")
-    parser.add_argument("--sigma", type=float, default=0.5, help="components' std (default 0.5)")
-    parser.add_argument(
-        "--mu0", type=float, nargs="+", default=[0.5, 1.0, 1.5], help="initial means (default 0.5 1.0 1.5)"
-    )
-    parser.add_argument("--lr", type=float, default=0.10, help="learning rate (default 0.10)")
-    parser.add_argument("--bandwidth", type=float, default=0.5, help="kernel bandwidth h (default 0.5)")
-    parser.add_argument("--print-every", type=int, default=100, help="progress every N steps, 0: quiet")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns the final means (spread), the entropy and the history."""
-    args = parse_args(argv)
+    args = gaussian_1d_args(
+        __doc__, argv, lr=0.10, mu0=[0.5, 1.0, 1.5], bandwidth=0.5, sigma_help="components' std"
+    )
     rng = np.random.default_rng(args.seed)
     p = ng.MixNormal(np.array(args.mu0)[:, None], sigma=args.sigma)
     opt = SGD(p, lr=args.lr)
     estimator = ng.Entropy(bandwidth=args.bandwidth, standardize=False)
     mus, entropy = [p.params["mus"][:, 0].copy()], []
-    start = time.perf_counter()
+    run = Run(NAME, args)
     for t in range(1, args.steps + 1):
         x = p.sample(args.population, rng)
         estimate = estimator(behaviour(x[:, 0]), x, p)
         opt.step(estimate.grad)
         mus.append(p.params["mus"][:, 0].copy())
         entropy.append(estimate.value)
-        if args.print_every and (t % args.print_every == 0 or t == args.steps):
-            means = " ".join(f"{m:6.3f}" for m in mus[-1])
-            print(f"[{NAME}] step {t:5d}  mus [{means}]  entropy J {entropy[-1]:7.4f}", flush=True)
-    final = np.sort(mus[-1])
-    return {
-        "name": NAME,
-        "final": final.tolist(),
-        "final_label": "sorted mus",
-        "objective": entropy[-1],
-        "objective_label": "entropy J",
-        "history": {"mu": np.array(mus), "objective": np.array(entropy)},
-        "seed": args.seed,
-        "steps": args.steps,
-        "seconds": time.perf_counter() - start,
-    }
+        means = " ".join(f"{m:6.3f}" for m in mus[-1])
+        run.progress(t, f"mus [{means}]  entropy J {entropy[-1]:7.4f}")
+    return run.result(
+        final=np.sort(mus[-1]).tolist(),
+        final_label="sorted mus",
+        objective=entropy[-1],
+        objective_label="entropy J",
+        history={"mu": np.array(mus), "objective": np.array(entropy)},
+    )
 
 
 if __name__ == "__main__":

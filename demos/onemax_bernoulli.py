@@ -16,9 +16,9 @@ undefined).  Run ``python demos/onemax_bernoulli.py --help``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _common import Run, demo_parser, parse
 
 import npevograd as ng
 from npevograd.optim import SGD
@@ -32,14 +32,11 @@ def onemax(x: np.ndarray) -> np.ndarray:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=200, help="generations (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser = demo_parser(__doc__, steps=200)
     parser.add_argument("--bits", type=int, default=100, help="string length d (default 100)")
     parser.add_argument("--population", type=int, default=50, help="samples per step (default 50)")
     parser.add_argument("--lr", type=float, default=1.0, help="learning rate on the logits (default 1.0)")
-    parser.add_argument("--print-every", type=int, default=20, help="progress every N steps, 0: quiet")
-    return parser.parse_args(argv)
+    return parse(parser, argv, print_every=20)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     opt = SGD(p, lr=args.lr)
     estimator = ng.Mean(shaping=ng.zscore)
     mode_f, mean_f, first_solved = [], [], None
-    start = time.perf_counter()
+    run = Run(NAME, args)
     for t in range(1, args.steps + 1):
         x = p.sample(args.population, rng)
         f = onemax(x)
@@ -60,26 +57,19 @@ def main(argv: list[str] | None = None) -> dict:
         mean_f.append(float(f.mean()))
         if first_solved is None and f.max() == args.bits:
             first_solved = t
-        if args.print_every and (t % args.print_every == 0 or t == args.steps):
-            print(
-                f"[{NAME}] step {t:5d}  f(most likely x) {mode_f[-1]:5.0f}  mean f(x) {mean_f[-1]:7.2f}  "
-                f"min P(x_j = 1) {p.probs.min():.4f}",
-                flush=True,
-            )
-    if args.print_every:
-        print(f"[{NAME}] first all-ones sample at step {first_solved}")
-    return {
-        "name": NAME,
-        "final": mode_f[-1],
-        "final_label": "f(most likely x)",
-        "objective": mean_f[-1],
-        "objective_label": "mean f(x)",
-        "history": {"mode_f": np.array(mode_f), "objective": np.array(mean_f)},
-        "first_solved": first_solved,
-        "seed": args.seed,
-        "steps": args.steps,
-        "seconds": time.perf_counter() - start,
-    }
+        run.progress(
+            t,
+            f"f(most likely x) {mode_f[-1]:5.0f}  mean f(x) {mean_f[-1]:7.2f}  min P(x_j = 1) {p.probs.min():.4f}",
+        )
+    run.say(f"first all-ones sample at step {first_solved}")
+    return run.result(
+        final=mode_f[-1],
+        final_label="f(most likely x)",
+        objective=mean_f[-1],
+        objective_label="mean f(x)",
+        history={"mode_f": np.array(mode_f), "objective": np.array(mean_f)},
+        first_solved=first_solved,
+    )
 
 
 if __name__ == "__main__":

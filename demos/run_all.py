@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -42,7 +43,9 @@ ARGS = {
 
 
 def load_demo(name: str) -> ModuleType:
-    """Import ``demos/<name>.py`` by path (works whether or not demos/ is on sys.path)."""
+    """Import ``demos/<name>.py`` by path, with demos/ on sys.path for the demos' shared ``_common``."""
+    if str(HERE) not in sys.path:
+        sys.path.append(str(HERE))
     spec = importlib.util.spec_from_file_location(f"npevograd_demo_{name}", HERE / f"{name}.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load demo {name!r} from {HERE}")

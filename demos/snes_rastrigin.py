@@ -29,9 +29,9 @@ Run ``python demos/snes_rastrigin.py --help``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _common import Run, demo_parser, parse
 
 import npevograd as ng
 
@@ -44,14 +44,11 @@ def rastrigin(x: np.ndarray) -> np.ndarray:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="generations (default 300)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser = demo_parser(__doc__, steps=300)
     parser.add_argument("--dim", type=int, default=10, help="dimension d (default 10)")
     parser.add_argument("--population", type=int, default=200, help="samples per step (default 200)")
     parser.add_argument("--sigma0", type=float, default=3.0, help="initial sigma per coordinate (default 3)")
-    parser.add_argument("--print-every", type=int, default=50, help="progress every N steps, 0: quiet")
-    return parser.parse_args(argv)
+    return parse(parser, argv, print_every=50)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -63,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     estimator = ng.Mean(shaping=ng.nes_utilities)
     eta_mu, eta_sigma = 1.0, (3 + np.log(d)) / (5 * np.sqrt(d))
     f_mu, mean_f, sigmas = [float(rastrigin(p.params["mu"][None])[0])], [], [p.params["sigma"].copy()]
-    start = time.perf_counter()
+    run = Run(NAME, args)
     for t in range(1, args.steps + 1):
         x = p.sample(n, rng)
         f = rastrigin(x)
@@ -74,24 +71,18 @@ def main(argv: list[str] | None = None) -> dict:
         f_mu.append(float(rastrigin(mu[None])[0]))
         mean_f.append(float(f.mean()))
         sigmas.append(sigma.copy())
-        if args.print_every and (t % args.print_every == 0 or t == args.steps):
-            print(
-                f"[{NAME}] step {t:5d}  f(mu) {f_mu[-1]:9.4f}  mean f(x) {mean_f[-1]:10.4f}  "
-                f"sigma in [{sigma.min():.2e}, {sigma.max():.2e}]",
-                flush=True,
-            )
-    return {
-        "name": NAME,
-        "final": f_mu[-1],
-        "final_label": "f(mu)",
-        "objective": mean_f[-1],
-        "objective_label": "mean f(x)",
-        "history": {"f_mu": np.array(f_mu), "objective": np.array(mean_f), "sigma": np.array(sigmas)},
-        "mu": p.params["mu"].copy(),
-        "seed": args.seed,
-        "steps": args.steps,
-        "seconds": time.perf_counter() - start,
-    }
+        run.progress(
+            t,
+            f"f(mu) {f_mu[-1]:9.4f}  mean f(x) {mean_f[-1]:10.4f}  sigma in [{sigma.min():.2e}, {sigma.max():.2e}]",
+        )
+    return run.result(
+        final=f_mu[-1],
+        final_label="f(mu)",
+        objective=mean_f[-1],
+        objective_label="mean f(x)",
+        history={"f_mu": np.array(f_mu), "objective": np.array(mean_f), "sigma": np.array(sigmas)},
+        mu=p.params["mu"].copy(),
+    )
 
 
 if __name__ == "__main__":

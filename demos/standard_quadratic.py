@@ -12,10 +12,8 @@ and mu ends at 5.0.  Run ``python demos/standard_quadratic.py --help``.
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
+from _common import MuTrace, gaussian_1d_args
 
 import npevograd as ng
 from npevograd.optim import SGD
@@ -28,46 +26,20 @@ def fitness(x: np.ndarray) -> np.ndarray:
     return -((x - 5.0) ** 2)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=2000, help="generations (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--population", type=int, default=500, help="samples per step (default 500)")
-    parser.add_argument("--sigma", type=float, default=0.5, help="search std (default 0.5)")
-    parser.add_argument("--mu0", type=float, default=1.0, help="initial mu (default 1.0)")
-    parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
-    parser.add_argument("--print-every", type=int, default=100, help="progress every N steps, 0: quiet")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns final mu, the last mean fitness and the history."""
-    args = parse_args(argv)
+    args = gaussian_1d_args(__doc__, argv, lr=0.03)
     rng = np.random.default_rng(args.seed)
     p = ng.Normal(np.array([args.mu0]), sigma=args.sigma)
     opt = SGD(p, lr=args.lr)
     estimator = ng.Mean(shaping=ng.zscore)
-    mus, mean_f = [args.mu0], []
-    start = time.perf_counter()
+    trace = MuTrace(NAME, args, "mean f(x)")
     for t in range(1, args.steps + 1):
         x = p.sample(args.population, rng)
         f = fitness(x[:, 0])
         opt.step(estimator(f, x, p).grad)
-        mus.append(float(p.params["mu"][0]))
-        mean_f.append(float(f.mean()))
-        if args.print_every and (t % args.print_every == 0 or t == args.steps):
-            print(f"[{NAME}] step {t:5d}  mu {mus[-1]:8.4f}  mean f(x) {mean_f[-1]:9.4f}", flush=True)
-    return {
-        "name": NAME,
-        "final": mus[-1],
-        "final_label": "mu",
-        "objective": mean_f[-1],
-        "objective_label": "mean f(x)",
-        "history": {"mu": np.array(mus), "objective": np.array(mean_f)},
-        "seed": args.seed,
-        "steps": args.steps,
-        "seconds": time.perf_counter() - start,
-    }
+        trace.record(t, p.params["mu"][0], float(f.mean()))
+    return trace.finish()
 
 
 if __name__ == "__main__":

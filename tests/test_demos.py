@@ -15,6 +15,8 @@ DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
 
 
 def _load(name: str):
+    if str(DEMOS_DIR) not in sys.path:  # the demos import their shared helpers as ``_common``
+        sys.path.append(str(DEMOS_DIR))
     spec = importlib.util.spec_from_file_location(f"_test_demo_{name}", DEMOS_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
