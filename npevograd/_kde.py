@@ -1,74 +1,190 @@
-"""The two kernel sums of the entropy estimator, dense for small n, blocked for large n.
+r"""The two kernel sums of the entropy estimator, kept for small n, recomputed in tiles for large n.
 
-With K_ij = exp(-||z_i - z_j||^2 / h^2) the entropy estimator needs
+With :math:`K_{ij} = \exp(-\|z_i - z_j\|^2 / h^2)` the entropy estimator needs
 
-    density_j = (1/n) sum_i K_ij                  (the KDE, phat_j)
-    nested_i  = (1/n) sum_j K_ij / density_j      (the nested-expectation term)
+.. math::
 
-K is symmetric, so the blocked version visits each pair of row blocks (I, J),
-I <= J, once per pass and uses the block for both row and column sums.  The
-kernel cannot be kept between the passes at large n, so each off-diagonal
-exponential is computed exactly twice, and peak extra memory is O(block^2).
+    \text{density}_j = \frac1n \sum_i K_{ij} \quad (\hat p_j), \qquad
+    \text{nested}_i  = \frac1n \sum_j K_{ij} / \text{density}_j
+
+K is symmetric with :math:`K_{ii} = 1`, so only the strict upper triangle is ever
+exponentiated.  It is cut into tiles, rows I by columns J >= I; in a tile that meets
+the diagonal the exponents on and below it are set to -inf before the exponential, so
+those entries come out exactly 0.  Each tile feeds the sums of its rows and, by
+symmetry, of its columns:
+
+.. math::
+
+    n\,\text{density}_I \mathrel{+}= T \mathbf 1, \quad
+    n\,\text{density}_J \mathrel{+}= T^\top \mathbf 1, \qquad
+    n\,\text{nested}_I \mathrel{+}= T\, u_J, \quad
+    n\,\text{nested}_J \mathrel{+}= T^\top u_I, \qquad u = 1/\text{density}
+
+and the diagonal adds 1 to n density and u to n nested.
+
+**Kept** (the strict upper triangle fits in ``KEEP_BYTES``): row panels, rows I by all
+columns from I on, computed once and kept for the second sum; each of the n(n-1)/2
+exponentials is computed exactly once.
+
+**Recomputed** (larger n, or a ``block`` given): b x b tiles, computed for the first sum,
+dropped, and computed again for the second, since the second needs all of the first.
+Each exponential is computed exactly twice; peak extra memory is one tile plus O(n k).
+
+A tile's exponents come from one small matrix product.  With the behaviours centred and
+scaled, :math:`c_i = (z_i - \bar z)/h`,
+
+.. math::
+
+    -\|c_i - c_j\|^2 = [2c_i,\, -\|c_i\|^2,\, -1] \cdot [c_j,\, 1,\, \|c_j\|^2]
+
+so a tile is one GEMM with inner dimension k + 2, written once and exponentiated in
+place.  Its rounding error in the exponent is at most about 8 eps max_i ||c_i||^2; while
+that bound is under ``GRAM_MAX_ERROR`` for the dtype the GEMM form is used, otherwise
+the exponents are built from per-coordinate differences of the behaviours as given,
+which have no cancellation.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import pdist, squareform
 
-# Dense up to this many kernel entries (2048^2 float64 = 32 MB); blocked above.
-DENSE_LIMIT = 2048 * 2048
-BLOCK = 1024
+# Keep the kernel when its strict upper triangle needs at most this many bytes
+# (n <= 2048 in float64, n <= 2896 in float32).
+KEEP_BYTES = 16 * 2**20
+# Rows per panel of the kept kernel.
+PANEL = 64
+# Tile side of the recomputed kernel: 256 x 256 is 512 KB in float64, 256 KB in float32.
+BLOCK = 256
+# Largest tolerated bound on the exponent's rounding error for the GEMM form: 1e-12 in
+# float64; in float32 the project's float32 tolerance, 1e-4 (typically 1e-6 is reached).
+GRAM_MAX_ERROR = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
+
+
+def keeps_kernel(n: int, dtype: np.dtype) -> bool:
+    """True when ``kernel_sums`` keeps the kernel (each exponential once) for n samples."""
+    return n * (n - 1) // 2 * np.dtype(dtype).itemsize <= KEEP_BYTES
 
 
 def kernel_sums(z: np.ndarray, bandwidth: float, block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (density, nested) for behaviours ``z`` of shape (n, k)."""
+    """Return (density, nested) for behaviours ``z`` of shape (n, k), in z's dtype.
+
+    ``block`` forces the recomputed path with b x b tiles; by default the kernel is kept
+    when it fits in ``KEEP_BYTES`` and recomputed in ``BLOCK`` tiles otherwise.
+    """
     n = z.shape[0]
-    if block is None and n * n <= DENSE_LIMIT:
-        return _dense(z, bandwidth)
-    return _blocked(z, bandwidth, block or BLOCK)
+    tiles = _Tiles(z, bandwidth)
+    if block is None and keeps_kernel(n, z.dtype):
+        density, nested = _kept(tiles, n)
+    else:
+        density, nested = _recomputed(tiles, n, block or BLOCK)
+    return density.astype(z.dtype), nested.astype(z.dtype)
 
 
-def _dense(z: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
-    n = z.shape[0]
-    # each pair's exponential once, on the condensed distance vector
-    kernel = squareform(np.exp(-pdist(z, "sqeuclidean") / bandwidth**2).astype(z.dtype, copy=False))
-    np.fill_diagonal(kernel, 1)
-    density = kernel.sum(axis=0) / n
-    nested = kernel @ (1 / density) / n
-    return density, nested
+def _exp(tile: np.ndarray) -> None:
+    """exp in place: every kernel exponential goes through here.
+
+    Entries outside the strict upper triangle arrive as -inf and come out exactly 0;
+    only the finite entries are kernel exponentials.
+    """
+    np.exp(tile, out=tile)
 
 
-def _kernel_block(zi: np.ndarray, zj: np.ndarray, bandwidth: float) -> np.ndarray:
-    """K for one pair of row blocks, from per-coordinate differences (no cancellation)."""
-    out = np.zeros((zi.shape[0], zj.shape[0]), dtype=zi.dtype)
-    for c in range(zi.shape[1]):
-        diff = np.subtract.outer(zi[:, c], zj[:, c])
-        np.multiply(diff, diff, out=diff)
-        out += diff
-    out *= -1 / bandwidth**2
-    return np.exp(out, out=out)
+class _Tiles:
+    """Tiles of the strict upper triangle of K, from centred, scaled behaviours."""
+
+    def __init__(self, z: np.ndarray, bandwidth: float):
+        self.dtype = dtype = z.dtype
+        z64 = z.astype(np.float64, copy=False)
+        c = (z64 - z64.mean(axis=0)) / bandwidth  # translation leaves K unchanged
+        sq = np.einsum("ij,ij->i", c, c)
+        self.gram = 8 * np.finfo(dtype).eps * float(sq.max()) <= GRAM_MAX_ERROR[dtype]
+        if self.gram:
+            ones = np.ones_like(sq)
+            self.left = np.column_stack([2 * c, -sq, -ones]).astype(dtype)
+            self.right = np.ascontiguousarray(np.column_stack([c, ones, sq]).T, dtype=dtype)
+        else:
+            self.coords = np.ascontiguousarray(z.T)  # (k, n), as given: differences stay exact
+            self.scale = dtype.type(-1 / bandwidth**2)
+        self._masks: dict[int, np.ndarray] = {}
+
+    def __call__(self, i0: int, i1: int, j0: int, j1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """K[i0:i1, j0:j1] with j0 >= i0; entries on or below the diagonal are zero."""
+        shape = (i1 - i0, j1 - j0)
+        tile = np.empty(shape, self.dtype) if out is None else out[: shape[0] * shape[1]].reshape(shape)
+        self._exponents(i0, i1, j0, j1, tile)
+        if j0 == i0:  # the leading side x side block straddles the diagonal
+            side = i1 - i0
+            head = tile[:, :side]
+            head += self._below_diagonal(side)  # -inf on and below it: exp gives exactly 0
+        _exp(tile)
+        return tile
+
+    def _exponents(self, i0: int, i1: int, j0: int, j1: int, tile: np.ndarray) -> None:
+        """-||z_i - z_j||^2 / h^2 = -||c_i - c_j||^2 into ``tile``."""
+        if self.gram:
+            np.matmul(self.left[i0:i1], self.right[:, j0:j1], out=tile)
+            return
+        scratch = np.empty_like(tile) if len(self.coords) > 1 else tile
+        for row, coord in enumerate(self.coords):
+            part = tile if row == 0 else scratch
+            np.subtract.outer(coord[i0:i1], coord[j0:j1], out=part)
+            np.multiply(part, part, out=part)
+            if row:
+                tile += scratch
+        np.multiply(tile, self.scale, out=tile)
+
+    def _below_diagonal(self, side: int) -> np.ndarray:
+        """side x side: 0 above the diagonal, -inf on and below it (cached per side)."""
+        if side not in self._masks:
+            self._masks[side] = np.where(np.triu(np.ones((side, side), dtype=bool), 1), 0, -np.inf).astype(self.dtype)
+        return self._masks[side]
 
 
-def _blocked(z: np.ndarray, bandwidth: float, block: int) -> tuple[np.ndarray, np.ndarray]:
-    n = z.shape[0]
-    starts = range(0, n, block)
-    pairs = [(i, j) for i in starts for j in starts if j >= i]
+def _accumulate(sums: np.ndarray, tile: np.ndarray, i0: int, i1: int, j0: int, j1: int, u: np.ndarray | None) -> None:
+    """Row and column sums of a tile (weighted by u when given) into ``sums``."""
+    if u is None:
+        sums[i0:i1] += tile.sum(axis=1)
+        sums[j0:j1] += tile.sum(axis=0)
+    else:
+        sums[i0:i1] += tile @ u[j0:j1]
+        sums[j0:j1] += u[i0:i1] @ tile
 
-    density = np.zeros(n, dtype=z.dtype)
-    for i, j in pairs:
-        kij = _kernel_block(z[i : i + block], z[j : j + block], bandwidth)
-        density[j : j + block] += kij.sum(axis=0)
-        if i != j:
-            density[i : i + block] += kij.sum(axis=1)
-    density /= n
 
-    inv_density = 1 / density
-    nested = np.zeros(n, dtype=z.dtype)
-    for i, j in pairs:
-        kij = _kernel_block(z[i : i + block], z[j : j + block], bandwidth)
-        nested[i : i + block] += kij @ inv_density[j : j + block]
-        if i != j:
-            nested[j : j + block] += inv_density[i : i + block] @ kij
-    nested /= n
-    return density, nested
+def _finish(n: int, density_sum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    density_sum += 1  # K_ii = 1
+    density = density_sum / n
+    return density, 1 / density
+
+
+def _kept(tiles: _Tiles, n: int) -> tuple[np.ndarray, np.ndarray]:
+    panels = [(i0, min(i0 + PANEL, n), i0, n) for i0 in range(0, n, PANEL)]
+    offsets = np.cumsum([0] + [(i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in panels])
+    storage = np.empty(offsets[-1], dtype=tiles.dtype)  # one allocation for the whole kept kernel
+    kept = []
+    density_sum = np.zeros(n)  # float64 accumulators in both dtypes
+    for bounds, start in zip(panels, offsets):
+        panel = tiles(*bounds, out=storage[start:])
+        _accumulate(density_sum, panel, *bounds, None)
+        kept.append(panel)
+    density, inv_density = _finish(n, density_sum)
+    u = inv_density.astype(tiles.dtype)
+    nested_sum = inv_density.copy()  # diagonal: K_ii / density_i
+    for bounds, panel in zip(panels, kept):
+        _accumulate(nested_sum, panel, *bounds, u)
+    return density, nested_sum / n
+
+
+def _recomputed(tiles: _Tiles, n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [
+        (i0, min(i0 + block, n), j0, min(j0 + block, n)) for i0 in range(0, n, block) for j0 in range(i0, n, block)
+    ]
+    buffer = np.empty(block * block, dtype=tiles.dtype)  # one tile, reused
+    density_sum = np.zeros(n)
+    for bounds in pairs:
+        _accumulate(density_sum, tiles(*bounds, out=buffer), *bounds, None)
+    density, inv_density = _finish(n, density_sum)
+    u = inv_density.astype(tiles.dtype)
+    nested_sum = inv_density.copy()
+    for bounds in pairs:
+        _accumulate(nested_sum, tiles(*bounds, out=buffer), *bounds, u)
+    return density, nested_sum / n
