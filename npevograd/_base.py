@@ -43,12 +43,12 @@ class Distribution:
         """sum_i w[i] * score(x)[name][i]: name -> array param.shape."""
         x = self.check_x(x)
         n = x.shape[0]
-        weights = as_float_array("w", w)
+        weights = as_float_array("w", w, finite=False)  # finiteness is checked on the result
         if weights.shape != (n,):
             raise ValueError(
                 f"w has shape {weights.shape} but x has {n} samples; expected w of shape ({n},)"
             )
-        return self._finite(self._weighted_score(weights.astype(self.dtype, copy=False), x), x)
+        return self._finite(self._weighted_score(weights.astype(self.dtype, copy=False), x), x, weights)
 
     def natural_gradient(self, grad: Grad) -> Grad:
         """The inverse Fisher information applied to ``grad`` (closed form)."""
@@ -75,10 +75,12 @@ class Distribution:
             out[name] = arr
         return out
 
-    def _finite(self, result: Grad, x: np.ndarray) -> Grad:
+    def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:
         """Return ``result`` if finite; otherwise name the input that made it not."""
-        if all(np.all(np.isfinite(v)) for v in result.values()):
+        if all(np.isfinite(v).all() for v in result.values()):
             return result
+        if w is not None:
+            check_finite("w", w)
         if isinstance(x, np.ndarray):  # encoded samples are table windows, finite by construction
             check_finite("x", x)
         for name, value in self.params.items():

@@ -58,6 +58,19 @@ def as_float_array(
     With ``finite=False`` the O(size) finiteness scan is left to the caller, who
     checks its (much smaller) result instead and scans only on failure.
     """
+    if isinstance(a, np.ndarray) and a.dtype in _FLOATS and dtype in (None, a.dtype):
+        arr = a  # already a float array: skip the dtype inspection (the estimators' hot path)
+    else:
+        arr = _as_float(name, a, dtype)
+    if finite:
+        check_finite(name, arr)
+    return arr
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_float(name: str, a: object, dtype: np.dtype | None) -> np.ndarray:
     try:
         arr = np.asarray(a)
     except (TypeError, ValueError) as err:
@@ -69,21 +82,18 @@ def as_float_array(
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if dtype is None:
-        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    arr = arr.astype(dtype, copy=False)
-    if finite:
-        check_finite(name, arr)
-    return arr
+        dtype = arr.dtype if arr.dtype in _FLOATS else np.dtype(np.float64)
+    return arr.astype(dtype, copy=False)
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must be finite, got {bad} non-finite value(s) (NaN or inf)")
 
 
 def check_positive(name: str, arr: np.ndarray) -> None:
-    if not np.all(arr > 0):
+    if not (arr > 0).all():
         raise ValueError(f"{name} must be > 0, got minimum {float(np.min(arr))}")
 
 

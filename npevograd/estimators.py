@@ -72,7 +72,7 @@ class Mean(Estimator):
         if self.shaping is not None:
             f = fitness_vector("shaping(values)", self.shaping(f), n)
         w = f / n  # outer expectation: dJ/dr_i = f_i / n
-        return float(f.mean()), w
+        return float(f.sum() / n), w
 
 
 class Variance(Estimator):
@@ -90,7 +90,7 @@ class Variance(Estimator):
         z = standardize("behaviours", behaviour_matrix("behaviours", values, n))
         z_norm2 = np.einsum("ij,ij->i", z, z)  # ||z_i||^2
         w = z_norm2 / n
-        return float(z_norm2.mean()), w
+        return float(z_norm2.sum() / n), w
 
 
 class Entropy(Estimator):
@@ -127,7 +127,7 @@ class Entropy(Estimator):
         density, nested = _kde.kernel_sums(z, self.bandwidth, self.block_size)
         neg_log_density = -np.log(density)  # outer term, finite since density_j >= K_jj / n = 1/n
         w = (neg_log_density - nested) / n  # nested: (1/n) sum_j K_ij / density_j
-        return float(neg_log_density.mean()), w
+        return float(neg_log_density.sum() / n), w
 
 
 def expectation(values: object, x: object, p: Distribution) -> Estimate:

@@ -96,8 +96,9 @@ class Normal(Distribution):
 
     @property
     def sigma(self) -> np.ndarray:
-        """Current sigma, checked positive (an optimizer step may have broken it)."""
-        check_positive("sigma", self._sigma)
+        """Current sigma; a learned one is checked positive (an optimizer step may have broken it)."""
+        if self.learn_sigma:
+            check_positive("sigma", self._sigma)
         return self._sigma
 
     @property

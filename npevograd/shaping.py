@@ -12,17 +12,18 @@ import numpy as np
 from ._checks import as_float_array
 
 
-def standardize(name: str, values: object) -> np.ndarray:
-    """(v - mean) / std(ddof=1) along axis 0, with errors that name ``name``."""
-    arr = as_float_array(name, values)
+def standardize(name: str, arr: np.ndarray) -> np.ndarray:
+    """(v - mean) / std(ddof=1) along axis 0 of a validated float array, with errors that name ``name``."""
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to z-score, got shape {arr.shape}")
-    std = arr.std(axis=0, ddof=1)
-    if np.any(std == 0):
+    centred = arr - arr.sum(axis=0) / arr.shape[0]
+    std = np.sqrt(np.square(centred).sum(axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums
+    if not std.all():  # a zero standard deviation
         constant = np.flatnonzero(np.atleast_1d(std == 0)).tolist()
         where = "" if std.ndim == 0 else f" in column(s) {constant}"
         raise ValueError(f"{name} is constant{where} (zero standard deviation); cannot z-score")
-    return (arr - arr.mean(axis=0)) / std
+    centred /= std
+    return centred
 
 
 def zscore(f: object) -> np.ndarray:
@@ -30,7 +31,7 @@ def zscore(f: object) -> np.ndarray:
 
     ddof=1 matches ``torch.std``'s default, which is what EvoGrad's demos use.
     """
-    return standardize("f", f)
+    return standardize("f", as_float_array("f", f))
 
 
 def _ranks(name: str, f: object) -> tuple[np.ndarray, np.ndarray]:
