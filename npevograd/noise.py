@@ -53,9 +53,8 @@ from typing import Any
 import numpy as np
 
 from ._checks import RNGLike, as_float_array, as_rng, check_sample_count
+from ._stream import weighted_row_sums
 
-# Elements of a block of table windows gathered at once by ``contract`` (1 MiB of float32).
-_BLOCK_ELEMENTS = 1 << 18
 # Numbers drawn from the seeded generator per step while filling the table.
 _FILL_CHUNK = 1 << 20
 # Leading values compared against the seed before an attached segment is trusted.
@@ -211,7 +210,7 @@ class NoiseTable:
             A = \sum_i a_i\, T[k_i : k_i + d], \qquad
             B = \sum_i b_i\, T[k_i : k_i + d]^2 \;\text{(elementwise square; if b is given)}
 
-        Only a block of about 2**18 table entries is gathered at a time; the
+        Only a block of windows (``_stream.BLOCK_BYTES``) is gathered at a time; the
         (m, d) matrix of windows is never built.  Sums are in the dtype of ``a``.
         """
         dim = self.check_dim(dim)
@@ -223,19 +222,12 @@ class NoiseTable:
         b_arr = None if b is None else as_float_array("b", b, dtype=a_arr.dtype)
         if b_arr is not None and b_arr.shape != (m,):
             raise ValueError(f"b has shape {b_arr.shape} but there are {m} indices; expected ({m},)")
-        dtype = a_arr.dtype
         windows = self._windows(dim)
-        total_a = np.zeros(dim, dtype=dtype)
-        total_b = None if b_arr is None else np.zeros(dim, dtype=dtype)
-        step = max(1, _BLOCK_ELEMENTS // dim)
-        for start in range(0, m, step):
-            stop = min(start + step, m)
-            block = windows[idx[start:stop]].astype(dtype, copy=False)
-            total_a += a_arr[start:stop] @ block
-            if b_arr is not None and total_b is not None:
-                np.multiply(block, block, out=block)
-                total_b += b_arr[start:stop] @ block
-        return total_a, total_b
+
+        def gather(start: int, stop: int) -> np.ndarray:
+            return windows[idx[start:stop]].astype(a_arr.dtype, copy=False)
+
+        return weighted_row_sums(gather, m, dim, a_arr.dtype, a_arr, b_arr)
 
     def close(self) -> None:
         """Release the table's memory; the owner unlinks its shared-memory segment.

@@ -16,10 +16,8 @@ from ._checks import (
     float_dtype,
     standard_normal,
 )
+from ._stream import weighted_row_sums
 from .noise import EncodedSamples, NoiseTable
-
-# Rows per block when a pass over x needs a temporary the size of a block of x.
-_BLOCK_ELEMENTS = 1 << 18
 
 
 class Normal(Distribution):
@@ -187,17 +185,22 @@ class Normal(Distribution):
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         if isinstance(x, EncodedSamples):
             return self._weighted_score_encoded(w, x)
-        sigma = self.sigma
+        sigma, mu = self.sigma, self.mu
         w_sum = w.sum()
-        # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x.
-        grad = {"mu": (w @ x - w_sum * self.mu) / sigma**2}
-        if self.learn_sigma:
-            # sum_i w_i eps_i^2 / sigma^3 - sum(w) / sigma, eps_i^2 built a block at a time.
-            w_eps2 = _weighted_squared_deviation(w, x, self.mu)
-            if self.isotropic:
-                grad["sigma"] = w_eps2.sum() / sigma**3 - self.dim * w_sum / sigma
-            else:
-                grad["sigma"] = w_eps2 / sigma**3 - w_sum / sigma
+        if not self.learn_sigma:
+            # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x.
+            return {"mu": (w @ x - w_sum * mu) / sigma**2}
+        # sum_i w_i eps_i and sum_i w_i eps_i^2, from blocks eps_i = x_i - mu: one pass over x.
+        n, d = x.shape
+        w_eps, w_eps2 = weighted_row_sums(
+            lambda start, stop: x[start:stop] - mu, n, d, np.result_type(w, x), w, w
+        )
+        assert w_eps2 is not None  # b = w was given
+        grad = {"mu": w_eps / sigma**2}
+        if self.isotropic:
+            grad["sigma"] = w_eps2.sum() / sigma**3 - self.dim * w_sum / sigma
+        else:
+            grad["sigma"] = w_eps2 / sigma**3 - w_sum / sigma
         return grad
 
     def _weighted_score_encoded(self, w: np.ndarray, x: EncodedSamples) -> Grad:
@@ -233,18 +236,6 @@ class Normal(Distribution):
         if self.learn_sigma:
             natural["sigma"] = var * grad["sigma"] / (2 * self.dim if self.isotropic else 2)
         return natural
-
-
-def _weighted_squared_deviation(w: np.ndarray, x: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """sum_i w_i (x_i - mu)^2 per coordinate, without an (n, d) temporary."""
-    n, d = x.shape
-    rows = max(1, _BLOCK_ELEMENTS // d)
-    total = np.zeros(d, dtype=np.result_type(w, x))
-    for start in range(0, n, rows):
-        eps = x[start : start + rows] - mu
-        np.multiply(eps, eps, out=eps)
-        total += w[start : start + rows] @ eps
-    return total
 
 
 def decode_windows(mu: np.ndarray, sigma: np.ndarray, encoded: EncodedSamples) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import npevograd as ng
+from npevograd import _stream
 from npevograd import noise as noise_module
 from npevograd.noise import EncodedSamples, NoiseTable
 
@@ -84,7 +85,7 @@ def test_randomstate_indices_are_evograds_one_at_a_time_draws(table):
 
 
 def test_contract_equals_dense_sums_over_several_blocks(table, monkeypatch):
-    monkeypatch.setattr(noise_module, "_BLOCK_ELEMENTS", 64)  # d = 30: 2 windows per block
+    monkeypatch.setattr(_stream, "BLOCK_BYTES", 64 * 8)  # d = 30, float64: 2 windows per block
     rng = np.random.default_rng(1)
     idx = table.sample_index(rng, 30, 25)
     a, b = rng.standard_normal(25), rng.standard_normal(25)
@@ -330,7 +331,7 @@ def test_paired_encoding_mirrors_the_first_half(table):
 
 
 def test_weighted_score_on_encoded_equals_decoded(normal_with_table, monkeypatch):
-    monkeypatch.setattr(noise_module, "_BLOCK_ELEMENTS", 100)  # several blocks of 2 windows
+    monkeypatch.setattr(_stream, "BLOCK_BYTES", 100 * 4)  # several blocks of 1 or 2 windows
     p = normal_with_table
     encoded = p.sample(24, 3, encode=True)
     w = np.random.default_rng(9).standard_normal(24).astype(p.dtype)
