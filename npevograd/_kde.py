@@ -140,14 +140,10 @@ class _Tiles:
         return self._masks[side]
 
 
-def _accumulate(sums: np.ndarray, tile: np.ndarray, i0: int, i1: int, j0: int, j1: int, u: np.ndarray | None) -> None:
-    """Row and column sums of a tile (weighted by u when given) into ``sums``."""
-    if u is None:
-        sums[i0:i1] += tile.sum(axis=1)
-        sums[j0:j1] += tile.sum(axis=0)
-    else:
-        sums[i0:i1] += tile @ u[j0:j1]
-        sums[j0:j1] += u[i0:i1] @ tile
+def _accumulate(sums: np.ndarray, tile: np.ndarray, i0: int, i1: int, j0: int, j1: int, u: np.ndarray) -> None:
+    """Row and column sums of a tile, weighted by u, into ``sums`` (two BLAS matrix-vector products)."""
+    sums[i0:i1] += tile @ u[j0:j1]
+    sums[j0:j1] += u[i0:i1] @ tile
 
 
 def _finish(n: int, density_sum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,9 +158,10 @@ def _kept(tiles: _Tiles, n: int) -> tuple[np.ndarray, np.ndarray]:
     storage = np.empty(offsets[-1], dtype=tiles.dtype)  # one allocation for the whole kept kernel
     kept = []
     density_sum = np.zeros(n)  # float64 accumulators in both dtypes
+    ones = np.ones(n, dtype=tiles.dtype)  # density: u = 1
     for bounds, start in zip(panels, offsets):
         panel = tiles(*bounds, out=storage[start:])
-        _accumulate(density_sum, panel, *bounds, None)
+        _accumulate(density_sum, panel, *bounds, ones)
         kept.append(panel)
     density, inv_density = _finish(n, density_sum)
     u = inv_density.astype(tiles.dtype)
@@ -180,8 +177,9 @@ def _recomputed(tiles: _Tiles, n: int, block: int) -> tuple[np.ndarray, np.ndarr
     ]
     buffer = np.empty(block * block, dtype=tiles.dtype)  # one tile, reused
     density_sum = np.zeros(n)
+    ones = np.ones(n, dtype=tiles.dtype)
     for bounds in pairs:
-        _accumulate(density_sum, tiles(*bounds, out=buffer), *bounds, None)
+        _accumulate(density_sum, tiles(*bounds, out=buffer), *bounds, ones)
     density, inv_density = _finish(n, density_sum)
     u = inv_density.astype(tiles.dtype)
     nested_sum = inv_density.copy()
