@@ -58,7 +58,7 @@ def as_float_array(
     With ``finite=False`` the O(size) finiteness scan is left to the caller, who
     checks its (much smaller) result instead and scans only on failure.
     """
-    if isinstance(a, np.ndarray) and a.dtype in _FLOATS and dtype in (None, a.dtype):
+    if type(a) is np.ndarray and a.dtype in _FLOATS and dtype in (None, a.dtype):
         arr = a  # already a float array: skip the dtype inspection (the estimators' hot path)
     else:
         arr = _as_float(name, a, dtype)

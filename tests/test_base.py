@@ -153,3 +153,13 @@ def test_sample_count_is_validated(example):
         example.sample(2.0)
     with pytest.raises(TypeError, match="rng must be a numpy Generator, RandomState, int seed or None, got str"):
         example.sample(2, rng="seed")
+
+
+def test_ndarray_subclasses_are_read_as_plain_arrays():
+    """A masked array goes through np.asarray, like any array-like: plain arrays come out."""
+    p = ng.Normal(np.zeros(2), 1.0)
+    x = p.sample(5, rng=0)
+    w = np.arange(5.0)
+    got = p.weighted_score(np.ma.masked_array(w), np.ma.masked_array(x))["mu"]
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, p.weighted_score(w, x)["mu"])
