@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import RNGLike, as_float_array, check_finite, check_sample_count
+from ._checks import RNGLike, as_float_array, check_finite, check_grad, check_sample_count
 
 Grad = dict[str, np.ndarray]
 
@@ -62,18 +62,7 @@ class Distribution:
 
     def check_grad(self, grad: Grad) -> Grad:
         """Validate a gradient dict against ``params`` (same names and shapes)."""
-        if not isinstance(grad, dict) or set(grad) != set(self.params):
-            got = sorted(grad) if isinstance(grad, dict) else type(grad).__name__
-            raise ValueError(f"grad must be a dict with keys {sorted(self.params)}, got {got}")
-        out = {}
-        for name, value in grad.items():
-            arr = as_float_array(f"grad[{name!r}]", value)
-            if arr.shape != self.params[name].shape:
-                raise ValueError(
-                    f"grad[{name!r}] must have shape {self.params[name].shape}, got {arr.shape}"
-                )
-            out[name] = arr
-        return out
+        return check_grad(self.params, grad)
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:
         """Return ``result`` if finite; otherwise name the input that made it not."""

@@ -134,3 +134,17 @@ def behaviour_matrix(name: str, values: object, n: int) -> np.ndarray:
     """Behaviours of shape (n,) or (n, k), returned as (n, k)."""
     arr = per_sample(name, values, n, max_ndim=2)
     return arr[:, None] if arr.ndim == 1 else arr
+
+
+def check_grad(params: dict[str, np.ndarray], grad: object) -> dict[str, np.ndarray]:
+    """Validate a gradient dict against ``params``: the same names, each of its parameter's shape."""
+    if not isinstance(grad, dict) or set(grad) != set(params):
+        got = sorted(grad) if isinstance(grad, dict) else type(grad).__name__
+        raise ValueError(f"grad must be a dict with keys {sorted(params)}, got {got}")
+    out = {}
+    for name, value in grad.items():
+        arr = as_float_array(f"grad[{name!r}]", value)
+        if arr.shape != params[name].shape:
+            raise ValueError(f"grad[{name!r}] must have shape {params[name].shape}, got {arr.shape}")
+        out[name] = arr
+    return out

@@ -37,7 +37,7 @@ from typing import Union
 import numpy as np
 
 from ._base import Distribution, Grad
-from ._checks import as_float_array
+from ._checks import check_grad
 
 Params = Union[Distribution, dict]
 
@@ -61,10 +61,8 @@ class Optimizer:
 
     def __init__(self, p_or_params: Params, lr: float, weight_decay: float = 0.0):
         if isinstance(p_or_params, Distribution):
-            self._dist: Distribution | None = p_or_params
             params = p_or_params.params
         elif isinstance(p_or_params, dict):
-            self._dist = None
             params = p_or_params
         else:
             raise TypeError(
@@ -86,23 +84,9 @@ class Optimizer:
         self.weight_decay = _hyper("weight_decay", weight_decay, 0.0)
         self.t = 0
 
-    def _check_grad(self, grad: Grad) -> Grad:
-        if self._dist is not None:
-            return self._dist.check_grad(grad)
-        if not isinstance(grad, dict) or set(grad) != set(self.params):
-            got = sorted(grad) if isinstance(grad, dict) else type(grad).__name__
-            raise ValueError(f"grad must be a dict with keys {sorted(self.params)}, got {got}")
-        out = {}
-        for name, value in grad.items():
-            arr = as_float_array(f"grad[{name!r}]", value)
-            if arr.shape != self.params[name].shape:
-                raise ValueError(f"grad[{name!r}] must have shape {self.params[name].shape}, got {arr.shape}")
-            out[name] = arr
-        return out
-
     def step(self, grad: Grad) -> Grad:
         """Move every parameter uphill along ``grad``; returns the update applied to each."""
-        grad = self._check_grad(grad)
+        grad = check_grad(self.params, grad)
         self.t += 1
         updates = {}
         for name, theta in self.params.items():

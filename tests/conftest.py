@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -33,3 +37,14 @@ def example(request) -> ng.Distribution:
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
 def dtype(request) -> type:
     return request.param
+
+
+def load_reference_script(name: str) -> ModuleType:
+    """Import ``tests/reference/<name>.py`` (check or generate) by path."""
+    path = Path(__file__).parent / "reference" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_npevograd_reference_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up here
+    spec.loader.exec_module(module)
+    return module

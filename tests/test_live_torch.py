@@ -14,32 +14,17 @@ With ``-s`` the module prints how many comparisons ran and the largest errors.
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, load_reference_script
 
 import npevograd as ng
 
 torch = pytest.importorskip("torch")
 from npevograd import testing  # noqa: E402  (after the skip: the helper needs torch)
 
-REF_DIR = pathlib.Path(__file__).parent / "reference"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_npevograd_reference_{name}", REF_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _load("check")
-generate = _load("generate")
+check = load_reference_script("check")
+generate = load_reference_script("generate")
 META, ARRAYS = check.load()
 FRESH = 20_000  # seed offset of the fresh cases (the committed ones use 0)
 TALLY: dict[str, list[float]] = {}  # what was compared -> error of each comparison (err/scale unless named)

@@ -10,27 +10,14 @@ with ``-s`` this module prints them too.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
-import pathlib
-import sys
 
 import numpy as np
 import pytest
+from conftest import load_reference_script
 
-REF_DIR = pathlib.Path(__file__).parent / "reference"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_npevograd_reference_{name}", REF_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _load("check")
+check = load_reference_script("check")
 META, ARRAYS = check.load()
 SEEN: list = []  # every Comparison made in this module, for the summary printed at the end
 
