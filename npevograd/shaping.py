@@ -16,12 +16,17 @@ def standardize(name: str, arr: np.ndarray) -> np.ndarray:
     """(v - mean) / std(ddof=1) along axis 0 of a validated float array, with errors that name ``name``."""
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to z-score, got shape {arr.shape}")
-    centred = arr - arr.sum(axis=0) / arr.shape[0]
+    mean = arr.sum(axis=0) / arr.shape[0]
+    centred = arr - mean
     std = np.sqrt(np.square(centred).sum(axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums
-    if not std.all():  # a zero standard deviation
-        constant = np.flatnonzero(np.atleast_1d(std == 0)).tolist()
-        where = "" if std.ndim == 0 else f" in column(s) {constant}"
-        raise ValueError(f"{name} is constant{where} (zero standard deviation); cannot z-score")
+    # A constant column's computed std is rounding noise (at most about 71 eps |mean| for
+    # pairwise sums), not always 0; where std is that small, max == min decides exactly.
+    rounding_level = std <= 128 * np.finfo(arr.dtype).eps * np.abs(mean)
+    if rounding_level.any():
+        constant = np.atleast_1d(rounding_level & (arr.max(axis=0) == arr.min(axis=0)))
+        if constant.any():
+            where = "" if std.ndim == 0 else f" in column(s) {np.flatnonzero(constant).tolist()}"
+            raise ValueError(f"{name} is constant{where} (zero standard deviation); cannot z-score")
     centred /= std
     return centred
 

@@ -87,3 +87,22 @@ def test_errors(shaping):
         shaping(np.array([1.0]))
     with pytest.raises(ValueError, match=r"f must be finite, got 1 non-finite value\(s\)"):
         shaping(np.array([1.0, np.inf]))
+
+
+@pytest.mark.parametrize("value", [0.1, 0.7, 1 / 3, 5.3, -2e5, 0.0])
+@pytest.mark.parametrize("n", [3, 10, 500])
+def test_constant_fitness_is_an_error_even_when_its_computed_std_is_rounding_noise(value, n, dtype):
+    # e.g. three 0.1s: the sample mean rounds to 0.1 + 2 ulp and np.std gives 1.7e-17, not 0
+    f = np.full(n, value, dtype=dtype)
+    with pytest.raises(ValueError, match=r"f is constant \(zero standard deviation\)"):
+        ng.zscore(f)
+    b = np.column_stack([np.arange(n, dtype=dtype), f])
+    with pytest.raises(ValueError, match=r"behaviours is constant in column\(s\) \[1\]"):
+        ng.Variance()(b, np.zeros((n, 1)), ng.Normal(np.zeros(1), 1.0))
+
+
+def test_nearly_constant_fitness_is_still_z_scored(dtype):
+    """1, 1 + 8 ulp, 1 + 16 ulp: std is at rounding level but the values differ, so z = -1, 0, 1 exactly."""
+    step = 8 * np.finfo(dtype).eps
+    f = np.array([1, 1 + step, 1 + 2 * step], dtype=dtype)
+    np.testing.assert_array_equal(ng.zscore(f), [-1, 0, 1])
