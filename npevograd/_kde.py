@@ -46,6 +46,8 @@ which have no cancellation.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 # Keep the kernel when its strict upper triangle needs at most this many bytes
@@ -146,29 +148,12 @@ def _accumulate(sums: np.ndarray, tile: np.ndarray, i0: int, i1: int, j0: int, j
     sums[j0:j1] += u[i0:i1] @ tile
 
 
-def _finish(n: int, density_sum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    density_sum += 1  # K_ii = 1
-    density = density_sum / n
-    return density, 1 / density
-
-
 def _kept(tiles: _Tiles, n: int) -> tuple[np.ndarray, np.ndarray]:
     panels = [(i0, min(i0 + PANEL, n), i0, n) for i0 in range(0, n, PANEL)]
     offsets = np.cumsum([0] + [(i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in panels])
     storage = np.empty(offsets[-1], dtype=tiles.dtype)  # one allocation for the whole kept kernel
-    kept = []
-    density_sum = np.zeros(n)  # float64 accumulators in both dtypes
-    ones = np.ones(n, dtype=tiles.dtype)  # density: u = 1
-    for bounds, start in zip(panels, offsets):
-        panel = tiles(*bounds, out=storage[start:])
-        _accumulate(density_sum, panel, *bounds, ones)
-        kept.append(panel)
-    density, inv_density = _finish(n, density_sum)
-    u = inv_density.astype(tiles.dtype)
-    nested_sum = inv_density.copy()  # diagonal: K_ii / density_i
-    for bounds, panel in zip(panels, kept):
-        _accumulate(nested_sum, panel, *bounds, u)
-    return density, nested_sum / n
+    kept = [tiles(*bounds, out=storage[start:]) for bounds, start in zip(panels, offsets)]
+    return _two_passes(n, panels, lambda index: kept[index], tiles.dtype)
 
 
 def _recomputed(tiles: _Tiles, n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,13 +161,22 @@ def _recomputed(tiles: _Tiles, n: int, block: int) -> tuple[np.ndarray, np.ndarr
         (i0, min(i0 + block, n), j0, min(j0 + block, n)) for i0 in range(0, n, block) for j0 in range(i0, n, block)
     ]
     buffer = np.empty(block * block, dtype=tiles.dtype)  # one tile, reused
-    density_sum = np.zeros(n)
-    ones = np.ones(n, dtype=tiles.dtype)
-    for bounds in pairs:
-        _accumulate(density_sum, tiles(*bounds, out=buffer), *bounds, ones)
-    density, inv_density = _finish(n, density_sum)
-    u = inv_density.astype(tiles.dtype)
-    nested_sum = inv_density.copy()
-    for bounds in pairs:
-        _accumulate(nested_sum, tiles(*bounds, out=buffer), *bounds, u)
+    return _two_passes(n, pairs, lambda index: tiles(*pairs[index], out=buffer), tiles.dtype)
+
+
+def _two_passes(
+    n: int, bounds: list[tuple[int, int, int, int]], tile_at: Callable[[int], np.ndarray], dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """Densities from every tile, then the nested sums from every tile again (``tile_at(index)``)."""
+    density_sum = np.zeros(n)  # float64 accumulators in both dtypes
+    ones = np.ones(n, dtype=dtype)  # density: u = 1
+    for index, b in enumerate(bounds):
+        _accumulate(density_sum, tile_at(index), *b, ones)
+    density_sum += 1  # K_ii = 1
+    density = density_sum / n
+    inv_density = 1 / density
+    nested_sum = inv_density.copy()  # diagonal: K_ii / density_i
+    u = inv_density.astype(dtype)
+    for index, b in enumerate(bounds):
+        _accumulate(nested_sum, tile_at(index), *b, u)
     return density, nested_sum / n

@@ -92,7 +92,7 @@ def test_errors(shaping):
 @pytest.mark.parametrize("value", [0.1, 0.7, 1 / 3, 5.3, -2e5, 0.0])
 @pytest.mark.parametrize("n", [3, 10, 500])
 def test_constant_fitness_is_an_error_even_when_its_computed_std_is_rounding_noise(value, n, dtype):
-    # e.g. three 0.1s: the sample mean rounds to 0.1 + 2 ulp and np.std gives 1.7e-17, not 0
+    # e.g. three 0.1s: the sample mean rounds one ulp off 0.1 and np.std gives 1.7e-17, not 0
     f = np.full(n, value, dtype=dtype)
     with pytest.raises(ValueError, match=r"f is constant \(zero standard deviation\)"):
         ng.zscore(f)
