@@ -57,6 +57,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ._base import Distribution, Grad
+from ._weights_check import assert_weights_close
 from ._checks import as_float_array
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
@@ -67,6 +68,7 @@ __all__ = [
     "TorchEstimate",
     "assert_distribution_close",
     "assert_gradient_close",
+    "assert_weights_close",
     "default_tolerance",
     "torch_distribution",
     "torch_estimate",
