@@ -57,8 +57,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ._base import Distribution, Grad
-from ._weights_check import assert_weights_close
 from ._checks import as_float_array
+from ._weights_check import assert_weights_close
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .mixture import MixNormal
