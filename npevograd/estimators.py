@@ -91,7 +91,7 @@ class Estimator:
         n = x.shape[0]
         if proposal is None and log_proposal is None:
             check_min_ess(float(n), n, min_ess)
-            value, w = self.weights(values, n)
+            value, w = self.weights(values, x.shape[0])
             return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
         rho = importance_ratios(p, x, proposal, log_proposal)
         check_min_ess(effective_sample_size(rho), n, min_ess)
@@ -185,12 +185,13 @@ class Mean(Estimator):
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         f = self._fitness(values, n)
         value = float(f.sum() / n)
-        if self.baseline is None and not self.normalize:
-            return value, f / n  # outer expectation: dJ/dr_i = f_i / n
-        centred = f - f.sum() / n  # f_i - mean(f): the mean baseline, and normalize at r = 1
-        if self.baseline == "loo":
-            centred *= n / (n - 1)  # f_i - b_i = n/(n-1) (f_i - mean(f))
-        return value, centred / n
+        if self.baseline is not None or self.normalize:
+            centred = f - f.sum() / n  # f_i - mean(f): the mean baseline, and normalize at r = 1
+            if self.baseline == "loo":
+                centred *= n / (n - 1)  # f_i - b_i = n/(n-1) (f_i - mean(f))
+            return value, centred / n
+        w = f / n  # outer expectation: dJ/dr_i = f_i / n
+        return value, w
 
     def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
         f = self._fitness(values, _count(values))
