@@ -93,6 +93,7 @@ class Estimator:
             check_min_ess(float(n), n, min_ess)
             value, w = self.weights(values, x.shape[0])
             return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
+        per_sample("values", values, n)  # values against x first: the clearer error
         rho = importance_ratios(p, x, proposal, log_proposal)
         check_min_ess(effective_sample_size(rho), n, min_ess)
         value, dj_dr = self.ratio_weights(values, rho)

@@ -272,13 +272,16 @@ def test_min_ess_names_itself():
          "give proposal or log_proposal, not both"),
         ({"log_proposal": np.zeros(4), "min_ess": -1}, ValueError, "min_ess must be a positive number or None, got -1"),
         ({"proposal": ng.Normal(np.zeros(2))}, ValueError, r"x must have shape \(n, 2\)"),
+        ({"log_proposal": np.zeros(4), "values": np.ones(3)}, ValueError,
+         r"values has shape \(3,\) but x has 4 samples; expected values of shape \(4, ...\)"),
     ],
 )
 def test_reuse_errors(kwargs, error, message):
     p = ng.Normal(np.zeros(1), 1.0)
     x = p.sample(4, rng=0)
+    values = kwargs.pop("values", np.arange(4.0))
     with pytest.raises(error, match=message):
-        ng.Mean()(np.arange(4.0), x, p, **kwargs)
+        ng.Mean()(values, x, p, **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -116,3 +116,19 @@ def test_errors(call, error, message):
     r = ng.Mean()(np.arange(6.0), x, p)
     with pytest.raises(error, match=message):
         call(r, x, p)
+
+
+def test_peak_memory_is_a_block_not_the_score_array():
+    import tracemalloc
+
+    n, d = 200, 50_000
+    p = ng.Normal(np.zeros(d, dtype=np.float32), np.ones(d), learn_sigma=True)
+    x = p.sample(n, rng=0)
+    r = ng.Mean()(-np.sum(x * x, axis=1), x, p)
+    dense_bytes = n * 2 * d * 8  # the (n, 2d) float64 per-sample terms: 160 MB
+    tracemalloc.start()
+    se = ng.gradient_stderr(r, x, p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < dense_bytes / 5, peak
+    assert se["mu"].shape == (d,) and np.all(se["mu"] > 0)
