@@ -5,8 +5,8 @@
 runs the four 1-D demos ported from EvoGrad (standard quadratic, standard
 interference, MaxVar and MaxEnt interference) with EvoGrad's settings (2000
 steps each) and CartPole (300 generations) for ``--seeds`` seeds each, then SNES
-on 10-D Rastrigin, OneMax with Bernoulli bits and the MaxEnt Gaussian mixture,
-one seed each.  It prints each demo's progress, then a table of the final mu (or
+on 10-D Rastrigin, OneMax with Bernoulli bits, the MaxEnt Gaussian mixture and the
+two sample-reuse demos, one seed each.  It prints each demo's progress, then a table of the final mu (or
 return, or fitness) per seed, the last objective value and the wall time, every
 number taken from the runs.  With matplotlib installed it writes a PNG (``--out``)
 of mu over generations on top of each landscape and the CartPole learning
@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 ONE_D = ["standard_quadratic", "standard_interference", "max_var_interference", "max_ent_interference"]
 EXTRAS = ["cartpole", "snes_rastrigin", "onemax_bernoulli", "mixture_interference"]
+EXTRAS += ["reuse_quadratic", "reuse_max_ent"]  # sample reuse (issue 10)
 # (full-run arguments, tiny-run arguments) for each demo
 ARGS = {
     "standard_quadratic": (["--print-every", "500"], ["--steps", "5", "--population", "50"]),
@@ -39,6 +40,8 @@ ARGS = {
     "snes_rastrigin": (["--print-every", "50"], ["--steps", "5"]),
     "onemax_bernoulli": (["--print-every", "20"], ["--steps", "5"]),
     "mixture_interference": (["--print-every", "250"], ["--steps", "5", "--population", "50"]),
+    "reuse_quadratic": (["--print-every", "50"], ["--steps", "5", "--population", "20", "--reuse", "3"]),
+    "reuse_max_ent": (["--print-every", "500"], ["--steps", "5", "--population", "20", "--reuse", "3"]),
 }
 
 
@@ -135,11 +138,13 @@ def plot(results: dict[str, list[dict]], demos: dict[str, ModuleType], out: str)
         "cartpole": "CartPole, linear policy",
         "snes_rastrigin": "SNES on 10-D Rastrigin",
         "onemax_bernoulli": "OneMax, 100 Bernoulli bits",
+        "reuse_quadratic": "Plain ES reusing the last 10 generations",
+        "reuse_max_ent": "MaxEnt reusing the last 5 generations",
     }
     for ax, name in zip(axes.flat, panels):
         runs = results[name]
         ax.set_title(titles[name], fontsize=11)
-        if name in ONE_D or name == "mixture_interference":
+        if name in ONE_D or name in ("mixture_interference", "reuse_quadratic", "reuse_max_ent"):
             module = demos[name]
             landscape = module.fitness if hasattr(module, "fitness") else module.behaviour
             label = "f(x)" if hasattr(module, "fitness") else "b(x)"
@@ -160,7 +165,7 @@ def plot(results: dict[str, list[dict]], demos: dict[str, ModuleType], out: str)
                 for k in range(mu.shape[1]):
                     tag = f"seed {r['seed']}" if mu.shape[1] == 1 else f"component {k + 1}"
                     ax.plot(np.arange(len(mu)), mu[:, k], lw=1.6, label=tag)
-            optimum = 5.0 if name == "standard_quadratic" else 2.5 * np.pi
+            optimum = 5.0 if name in ("standard_quadratic", "reuse_quadratic") else 2.5 * np.pi
             ax.axhline(optimum, color="k", ls=":", lw=1)
             ax.text(0.5 * max(steps, 1), optimum + 0.25, f"x = {optimum:.2f}", fontsize=8, ha="center",
                     bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5})

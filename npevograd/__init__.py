@@ -12,7 +12,9 @@ from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectatio
 from .mixture import MixNormal
 from .noise import EncodedSamples, NoiseTable
 from .normal import Normal, PairedNormal
+from .reuse import ReuseBuffer
 from .shaping import centered_ranks, nes_utilities, zscore
+from .stderr import gradient_stderr
 
 __version__ = "0.1.0"
 
@@ -29,9 +31,11 @@ __all__ = [
     "NoiseTable",
     "Normal",
     "PairedNormal",
+    "ReuseBuffer",
     "Variance",
     "centered_ranks",
     "expectation",
+    "gradient_stderr",
     "nes_utilities",
     "zscore",
 ]

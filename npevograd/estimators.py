@@ -13,6 +13,18 @@ so an estimator only computes the weights w_i and hands them to the
 distribution's ``weighted_score``.  Sign convention: every objective is
 maximised, every gradient points uphill (as in EvoGrad).  See
 ``docs/derivations.md`` for the derivations step by step.
+
+Sample reuse (``proposal=q`` or ``log_proposal=``, see ``docs/reuse.md``): with
+x_i drawn from q, the same identity holds at r = rho, rho_i = p(x_i) / q(x_i):
+
+.. math::
+
+    \nabla_\theta J = \sum_i \left.\frac{\partial J}{\partial r_i}\right|_{r=\rho}
+                      \rho_i \, \nabla_\theta \log p_\theta(x_i)
+
+Each estimator states J itself as ``objective(values, ratios)`` (plain NumPy, dense)
+beside its hand-derived weights, so ``npevograd.testing.assert_weights_close`` can
+check the weights by the complex step without torch.
 """
 
 from __future__ import annotations
@@ -22,57 +34,183 @@ from typing import Callable
 
 import numpy as np
 
-from . import _kde
+from . import _kde, _ratio_kde
 from ._base import Distribution, Grad
 from ._checks import as_float_array, behaviour_matrix, fitness_vector, per_sample
+from ._ratios import check_min_ess, check_ratios, effective_sample_size, importance_ratios, reuse_weights
 from .shaping import standardize
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """An objective's value, its gradient per parameter, and the per-sample weights w_i."""
+    """An objective's value, its gradient per parameter, and the per-sample weights w_i.
+
+    With sample reuse, ``ratios`` holds rho_i = p(x_i) / q(x_i) and ``weights`` are
+    rho_i dJ/dr_i at r = rho; ``ess`` is the effective sample size (sum rho)^2 / sum rho^2,
+    n without a proposal.
+    """
 
     value: float | np.ndarray
     grad: Grad
     weights: np.ndarray
+    ratios: np.ndarray | None = None
+
+    @property
+    def ess(self) -> float:
+        if self.ratios is None:
+            return float(self.weights.shape[0])
+        return effective_sample_size(self.ratios)
 
 
 class Estimator:
-    """Base class: subclasses implement ``weights(values) -> (value, w)``."""
+    """Base class: subclasses implement ``weights(values, n) -> (value, w)`` with w_i = dJ/dr_i at r = 1.
 
-    def __call__(self, values: object, x: object, p: Distribution) -> Estimate:
+    For sample reuse they also implement ``ratio_weights(values, ratios) -> (J, dJ/dr)`` at
+    r = ratios, and for ``npevograd.testing.assert_weights_close`` the objective itself,
+    ``objective(values, ratios) -> J`` in plain NumPy (it may be called with complex ratios).
+
+    Calling ``est(values, x, p)`` returns an ``Estimate``; with ``proposal=q`` (a
+    distribution) or ``log_proposal=`` (log q(x_i), shape (n,)) the samples are taken as
+    drawn from q and reweighted by rho_i = p(x_i) / q(x_i), computed in log space.
+    ``min_ess``: raise a ValueError naming it when the effective sample size is below it.
+    """
+
+    def __call__(
+        self,
+        values: object,
+        x: object,
+        p: Distribution,
+        *,
+        proposal: Distribution | None = None,
+        log_proposal: object = None,
+        min_ess: float | None = None,
+    ) -> Estimate:
         if not isinstance(p, Distribution):
             raise TypeError(f"p must be an npevograd Distribution, got {type(p).__name__}")
         x = p.check_x(x)
-        value, w = self.weights(values, x.shape[0])
-        return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
+        n = x.shape[0]
+        if proposal is None and log_proposal is None:
+            check_min_ess(float(n), n, min_ess)
+            value, w = self.weights(values, x.shape[0])
+            return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
+        per_sample("values", values, n)  # values against x first: the clearer error
+        rho = importance_ratios(p, x, proposal, log_proposal)
+        check_min_ess(effective_sample_size(rho), n, min_ess)
+        value, dj_dr = self.ratio_weights(values, rho)
+        w = reuse_weights(dj_dr, rho)  # rho_i dJ/dr_i
+        return Estimate(value=value, grad=p.weighted_score(w, x), weights=w, ratios=rho)
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         raise NotImplementedError
 
+    def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no ratio_weights(values, ratios) -> (J, dJ/dr at r = ratios): "
+            "define it to use proposal= or log_proposal="
+        )
+
+    def objective(self, values: object, ratios: object) -> float | complex:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no objective(values, ratios): define J(values, r) in NumPy "
+            "to check its weights with npevograd.testing.assert_weights_close"
+        )
+
 
 class Mean(Estimator):
-    r"""Expected fitness (NES; Salimans et al. 2017, eq. 1 and 2).
+    r"""Expected fitness (NES; Salimans et al. 2017, eq. 1 and 2), optionally with a baseline.
 
     .. math::
 
-        J = \frac1n \sum_i f_i r_i, \qquad w_i = \frac{f_i}{n}
+        J = \frac1n \sum_i \big(f_i r_i - b_i (r_i - 1)\big), \qquad w_i = \frac{f_i - b_i}{n}
 
     ``values`` are the fitnesses, shape (n,) or (n, 1); with ``shaping`` (e.g.
     ``zscore``, ``centered_ranks``) f = shaping(values).  ``value`` is mean(f).
+    The baseline b_i is held constant (a control variate: E[r_i - 1] = 0):
+
+    - ``baseline=None``: b_i = 0, w_i = f_i / n;
+    - ``baseline="mean"``: b_i = mean(f), w_i = (f_i - mean(f)) / n; biased by a factor
+      (n - 1)/n, since f_i enters its own baseline;
+    - ``baseline="loo"``: b_i = (sum_{j != i} f_j) / (n - 1), the leave-one-out mean,
+      w_i = (f_i - b_i)/n with f_i - b_i = n/(n-1) (f_i - mean(f)); unbiased.
+
+    ``normalize=True`` is the self-normalised estimate (no baseline needed: its
+    weights are already centred),
+
+    .. math::
+
+        J = \frac{\sum_i r_i f_i}{\sum_i r_i}, \qquad
+        \frac{\partial J}{\partial r_i} = \frac{f_i - J}{\sum_j r_j},
+
+    equal to mean(f) with weights (f_i - mean(f))/n without a proposal.
+    (Baselines: Williams 1992, section 4; Kool et al. 2019 for leave-one-out.)
     """
 
-    def __init__(self, shaping: Callable[[np.ndarray], np.ndarray] | None = None):
+    BASELINES = (None, "mean", "loo")
+
+    def __init__(
+        self,
+        shaping: Callable[[np.ndarray], np.ndarray] | None = None,
+        baseline: str | None = None,
+        normalize: bool = False,
+    ):
         if shaping is not None and not callable(shaping):
             raise TypeError(f"shaping must be callable or None, got {type(shaping).__name__}")
+        if baseline not in self.BASELINES:
+            raise ValueError(f"baseline must be None, 'mean' or 'loo', got {baseline!r}")
+        if normalize and baseline is not None:
+            raise ValueError(
+                f"baseline={baseline!r} with normalize=True: the self-normalised weights (f_i - J) / sum(r) "
+                "are already centred; use one or the other"
+            )
         self.shaping = shaping
+        self.baseline = baseline
+        self.normalize = bool(normalize)
 
-    def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
+    def _fitness(self, values: object, n: int) -> np.ndarray:
         f = fitness_vector("values", values, n)
         if self.shaping is not None:
             f = fitness_vector("shaping(values)", self.shaping(f), n)
+        if self.baseline == "loo" and n < 2:
+            raise ValueError(f"baseline='loo' needs at least 2 samples, got {n}")
+        return f
+
+    def _baselines(self, f: np.ndarray) -> np.ndarray:
+        """b_i: 0, the batch mean, or the leave-one-out mean (sum_j f_j - f_i) / (n - 1)."""
+        n = f.shape[0]
+        if self.baseline == "mean":
+            return np.full_like(f, f.sum() / n)
+        if self.baseline == "loo":
+            return (f.sum() - f) / (n - 1)
+        return np.zeros_like(f)
+
+    def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
+        f = self._fitness(values, n)
+        value = float(f.sum() / n)
+        if self.baseline is not None or self.normalize:
+            centred = f - f.sum() / n  # f_i - mean(f): the mean baseline, and normalize at r = 1
+            if self.baseline == "loo":
+                centred *= n / (n - 1)  # f_i - b_i = n/(n-1) (f_i - mean(f))
+            return value, centred / n
         w = f / n  # outer expectation: dJ/dr_i = f_i / n
-        return float(f.sum() / n), w
+        return value, w
+
+    def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
+        f = self._fitness(values, _count(values))
+        r = check_ratios(ratios, f.shape[0])
+        if self.normalize:
+            total = r.sum()
+            value = (r @ f) / total  # J = sum r_i f_i / sum r_i
+            return float(value), (f - value) / total
+        b = self._baselines(f)
+        n = f.shape[0]
+        return float((f @ r - b @ (r - 1)) / n), (f - b) / n
+
+    def objective(self, values: object, ratios: object) -> float | complex:
+        f = self._fitness(values, _count(values))
+        r = check_ratios(ratios, f.shape[0], allow_complex=True)
+        if self.normalize:
+            return np.sum(f * r) / np.sum(r)
+        return (np.sum(f * r) - np.sum(self._baselines(f) * (r - 1))) / f.shape[0]
 
 
 class Variance(Estimator):
@@ -92,6 +230,22 @@ class Variance(Estimator):
         w = z_norm2 / n
         return float(z_norm2.sum() / n), w
 
+    def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
+        z_norm2 = self._z_norm2(values)
+        r = check_ratios(ratios, z_norm2.shape[0])
+        n = z_norm2.shape[0]
+        return float(z_norm2 @ r / n), z_norm2 / n
+
+    def objective(self, values: object, ratios: object) -> float | complex:
+        z_norm2 = self._z_norm2(values)
+        r = check_ratios(ratios, z_norm2.shape[0], allow_complex=True)
+        return np.sum(z_norm2 * r) / z_norm2.shape[0]  # J = (1/n) sum_i ||z_i||^2 r_i
+
+    @staticmethod
+    def _z_norm2(values: object) -> np.ndarray:
+        z = standardize("behaviours", behaviour_matrix("behaviours", values, _count(values)))
+        return np.einsum("ij,ij->i", z, z)
+
 
 class Entropy(Estimator):
     r"""Kernel-density entropy of behaviours (MaxEnt; Gajewski et al. 2019, section 3.2).
@@ -106,8 +260,11 @@ class Entropy(Estimator):
         w_i = \frac1n\Big[\underbrace{-\log \hat p_i}_{\text{outer}}
               \;-\; \underbrace{\frac1n \sum_j \frac{K_{ij}}{\hat p_j}}_{\text{nested KDE}}\Big]
 
-    h is ``bandwidth`` (EvoGrad's ``k_sigma``).  Large n is processed in row blocks
-    (``block_size``; automatic by default), never as a full n x n kernel.
+    h is ``bandwidth`` (EvoGrad's ``k_sigma``).  The kernel is never formed as a full
+    n x n matrix: its strict upper triangle is kept in row panels while it fits in 16 MB
+    and recomputed in b x b tiles beyond that (``block_size`` forces tiles of that side;
+    see ``npevograd/_kde.py``).  With ratios r the densities are r-weighted and the
+    nested term becomes (1/n) sum_j K_ij r_j / phat_j (tiles, recomputed).
     """
 
     def __init__(self, bandwidth: float = 1.0, standardize: bool = True, block_size: int | None = None):
@@ -128,6 +285,37 @@ class Entropy(Estimator):
         neg_log_density = -np.log(density)  # outer term, finite since density_j >= K_jj / n = 1/n
         w = (neg_log_density - nested) / n  # nested: (1/n) sum_j K_ij / density_j
         return float(neg_log_density.sum() / n), w
+
+    def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
+        z = self._z(values, _count(values))
+        n = z.shape[0]
+        r = check_ratios(ratios, n).astype(z.dtype, copy=False)
+        density, nested = _ratio_kde.weighted_kernel_sums(z, self.bandwidth, r, self.block_size)
+        # phat_j >= r_j / n, so phat_j = 0 only where r_j = 0: there the outer term is 0 in J
+        # and dJ/dr_j = +inf (the estimator multiplies it by rho_j = 0)
+        positive = density > 0
+        neg_log_density = -np.log(np.where(positive, density, 1))
+        value = float(neg_log_density @ r / n)  # J = (1/n) sum_j -log(phat_j) r_j
+        outer = np.where(positive, neg_log_density, np.inf)
+        return value, (outer - nested) / n  # nested: (1/n) sum_j K_ij r_j / phat_j
+
+    def objective(self, values: object, ratios: object) -> float | complex:
+        z = self._z(values, _count(values))
+        r = check_ratios(ratios, z.shape[0], allow_complex=True)
+        sq_dist = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1)
+        kernel = np.exp(-sq_dist / self.bandwidth**2)  # K_ij, dense: the reference, not the fast path
+        density = kernel.T @ r / z.shape[0]  # phat_j = (1/n) sum_i K_ij r_i
+        return np.sum(-np.log(density) * r) / z.shape[0]  # J = (1/n) sum_j -log(phat_j) r_j
+
+    def _z(self, values: object, n: int) -> np.ndarray:
+        b = behaviour_matrix("behaviours", values, n)
+        return standardize("behaviours", b) if self.standardize else b
+
+
+def _count(values: object) -> int:
+    """The number of samples in ``values`` (its first axis), checked against the ratios afterwards."""
+    shape = np.shape(values)  # type: ignore[call-overload]
+    return shape[0] if shape else 0
 
 
 def expectation(values: object, x: object, p: Distribution) -> Estimate:

@@ -58,6 +58,7 @@ from numpy.typing import DTypeLike
 
 from ._base import Distribution, Grad
 from ._checks import as_float_array
+from ._weights_check import assert_weights_close
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .mixture import MixNormal
@@ -67,6 +68,7 @@ __all__ = [
     "TorchEstimate",
     "assert_distribution_close",
     "assert_gradient_close",
+    "assert_weights_close",
     "default_tolerance",
     "torch_distribution",
     "torch_estimate",
@@ -234,7 +236,12 @@ def _mean_objective(estimator: Mean) -> TorchObjective:
             # the shaping depends on the values only, not on theta: applied outside autograd
             shaped = np.asarray(estimator.shaping(f.detach().numpy()), dtype=np.float64)
             f = torch.as_tensor(shaped.reshape(f.shape[0]))
-        return torch.mean(f * ratio)  # J = (1/n) sum_i f_i r_i
+        if estimator.normalize:
+            return torch.sum(f * ratio) / torch.sum(ratio)  # J = sum_i r_i f_i / sum_i r_i
+        if estimator.baseline is None:
+            return torch.mean(f * ratio)  # J = (1/n) sum_i f_i r_i
+        b = torch.as_tensor(estimator._baselines(f.detach().numpy()))  # b_i, held constant
+        return torch.mean(f * ratio - b * (ratio - 1))  # J = (1/n) sum_i f_i r_i - b_i (r_i - 1)
 
     return objective
 
@@ -328,11 +335,15 @@ def torch_estimate(
     *,
     objective: TorchObjective | None = None,
     distribution: TorchDistributionFactory | None = None,
+    log_proposal: object = None,
 ) -> TorchEstimate:
     """Value, gradient, weights and term scale of the objective by torch autograd, in float64.
 
     ``objective`` (``J(values, ratio)``) overrides :func:`torch_objective`;
     ``distribution`` (``params -> torch distribution``) overrides :func:`torch_distribution`.
+    ``log_proposal`` (log q(x_i), shape (n,)): samples drawn from q, ratios
+    r_i = exp(log p_theta(x_i) - log q(x_i)) = rho_i, whose gradient is rho_i times the
+    score; ``weights`` are then dJ/dr_i at r = rho and the term scale uses rho_i |dJ/dr_i|.
     """
     torch = _torch()
     if not isinstance(p, Distribution):
@@ -349,7 +360,8 @@ def torch_estimate(
     params, made = _build(p, distribution)
     names = list(params)
     log_p = made.log_prob(x_t)
-    ratio = torch.exp(log_p - log_p.detach())  # value 1, gradient: the score
+    log_q = log_p.detach() if log_proposal is None else torch.as_tensor(np.asarray(log_proposal, dtype=np.float64))
+    ratio = torch.exp(log_p - log_q)  # value rho (1 without a proposal), gradient: rho times the score
     out = objective(torch.as_tensor(v), ratio)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"objective must return a torch tensor, got {type(out).__name__}")
@@ -364,11 +376,12 @@ def torch_estimate(
     scores = dict(zip(names, _per_sample_grads(log_p, [params[k] for k in names])))
     out_shape = tuple(out.shape)
     w = np.stack(weights, axis=-1)  # (n, n_outputs)
+    rho = ratio.detach().numpy()[:, None]
     grad, scale = {}, {}
     for m in names:
         s = np.abs(scores[m]).reshape(n, -1)  # (n, param size)
         grad[m] = np.stack(grads[m]).reshape(out_shape + tuple(params[m].shape))
-        scale[m] = (np.abs(w).T @ s).reshape(out_shape + tuple(params[m].shape))  # sum_i |w_i||s_i|
+        scale[m] = (np.abs(w * rho).T @ s).reshape(out_shape + tuple(params[m].shape))  # sum_i rho_i |w_i||s_i|
     value_arr = out.detach().numpy()
     value_scale = np.maximum(np.abs(value_arr), np.abs(w).sum(0).reshape(out_shape))
     if out_shape == ():
@@ -448,6 +461,7 @@ def assert_gradient_close(
     objective: TorchObjective | None = None,
     distribution: TorchDistributionFactory | None = None,
     check_value: bool = True,
+    log_proposal: object = None,
 ) -> Estimate:
     r"""Assert that npevograd's ``estimator(values, x, p)`` matches torch autograd.
 
@@ -461,11 +475,18 @@ def assert_gradient_close(
     :func:`npevograd.expectation`; for your own, define ``torch_objective(values, ratio)``
     on it or pass ``objective=`` (see :func:`torch_objective`).
 
+    With ``log_proposal`` (log q(x_i)) both sides reweight the samples by rho_i = p(x_i)/q(x_i)
+    (sample reuse): npevograd's ``estimator(values, x, p, log_proposal=...)`` against autograd
+    of J at r_i = rho_i exp(log p_theta(x_i) - stop_grad(log p_theta(x_i))).
+
     Raises ``AssertionError`` listing each parameter that differs with its max abs and
     max rel error and its worst entry.  Returns npevograd's ``Estimate``.
     """
-    result = estimator(values, x, p)  # first: npevograd's own input validation gives the clearer errors
-    reference = torch_estimate(p, estimator, values, x, objective=objective, distribution=distribution)
+    # first: npevograd's own input validation gives the clearer errors
+    result = estimator(values, x, p) if log_proposal is None else estimator(values, x, p, log_proposal=log_proposal)
+    reference = torch_estimate(
+        p, estimator, values, x, objective=objective, distribution=distribution, log_proposal=log_proposal
+    )
     if not isinstance(result, Estimate):
         raise TypeError(f"estimator must return an npevograd Estimate, got {type(result).__name__}")
     dtypes = [np.asarray(g).dtype for g in result.grad.values()]

@@ -189,3 +189,42 @@ def test_mixture_components_spread_and_beat_a_single_gaussian():
     single = demo.main(["--steps", "1000", "--mu0", "1.0", "--print-every", "0"])
     assert np.min(np.diff(mixture["final"])) > 1.5  # three distinct places
     assert np.mean(mixture["history"]["objective"][-200:]) > np.mean(single["history"]["objective"][-200:])
+
+
+# ---- sample reuse (demos/reuse_quadratic.py, demos/reuse_max_ent.py) ----
+
+
+def test_reuse_demo_with_k_1_is_the_plain_z_scored_step():
+    plain = _load("standard_quadratic").main(["--steps", "2", "--seed", "7", "--print-every", "0"])
+    pooled = _load("reuse_quadratic").main(
+        ["--steps", "2", "--seed", "7", "--reuse", "1", "--population", "500", "--lr", "0.03", "--print-every", "0"]
+    )
+    np.testing.assert_allclose(pooled["history"]["mu"], plain["history"]["mu"], rtol=1e-12)
+    np.testing.assert_array_equal(pooled["history"]["ess"], [500.0, 500.0])
+
+
+@pytest.mark.parametrize("name", ["reuse_quadratic", "reuse_max_ent"])
+def test_reuse_demo_pools_k_generations_and_reports_ess_and_evaluations(name):
+    result = _load(name).main(["--steps", "4", "--population", "30", "--reuse", "3", "--print-every", "0"])
+    ess = result["history"]["ess"]
+    assert ess[0] == 30.0  # one generation: rho = 1
+    assert np.all(ess[2:] <= 90) and np.all(ess[2:] > 30)  # three generations pooled, ratios spread a little
+    assert result["evaluations"] == 4 * 30
+
+
+def test_reuse_demo_compare_runs_three_settings(capsys):
+    result = _load("reuse_quadratic").main(["--steps", "3", "--population", "20", "--compare", "2", "--print-every",
+                                            "0", "--target", "10"])
+    settings = [row["setting"] for row in result["comparison"]]
+    assert settings == ["plain ES, 500 samples", "plain ES, 20 samples", "reuse k=10, 20 new samples"]
+    assert [row["median_evaluations"] for row in result["comparison"]] == [500.0, 20.0, 20.0]  # first step
+    assert "target reached in 2/2 seeds" in capsys.readouterr().out
+
+
+def test_reuse_quadratic_needs_half_the_evaluations_of_plain_es_with_no_worse_end_state():
+    demo = _load("reuse_quadratic")
+    reused = demo.main(["--print-every", "0"])
+    plain = demo.main(["--print-every", "0", "--reuse", "1", "--population", "500"])
+    assert reused["evaluations_to_target"] <= plain["evaluations_to_target"] / 2
+    assert reused["end_error"] <= 1.1 * plain["end_error"]
+    assert reused["final"] == pytest.approx(5.0, abs=0.1)

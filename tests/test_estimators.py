@@ -1,7 +1,7 @@
 """Estimators: each gradient against a finite difference of its objective J(r(theta)).
 
 J is written here directly in the ratios r_i = p_theta(x_i) / p_theta0(x_i), as in
-DESIGN.md section 2, and differentiated numerically in theta: an independent check
+docs/derivations.md, and differentiated numerically in theta: an independent check
 of both the weights w_i and the distribution's weighted_score.
 """
 
@@ -62,6 +62,22 @@ def test_gradient_matches_finite_difference_of_the_ratio_objective(example, obje
     result = estimator(values, x, example)
     assert result.value == pytest.approx(formula(values, np.ones(24)), rel=1e-12)
     expected = _finite_difference(example, x, lambda r: formula(values, r))
+    for name in example.params:
+        np.testing.assert_allclose(result.grad[name], expected[name], rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_reuse_gradient_matches_finite_difference_of_the_ratio_objective(example, objective):
+    """Samples from q: r_i(theta) = rho_i p_theta(x_i) / p_theta0(x_i), rho_i = p_theta0(x_i) / q(x_i)."""
+    estimator, formula = OBJECTIVES[objective]
+    x = example.sample(24, rng=17)
+    rng = np.random.default_rng(2)
+    values = rng.standard_normal(24) if objective.startswith("mean") else rng.standard_normal((24, 2))
+    log_q = example.log_prob(x) + 0.5 * rng.standard_normal(24)
+    result = estimator(values, x, example, log_proposal=log_q)
+    rho = np.exp(example.log_prob(x) - log_q)
+    assert result.value == pytest.approx(formula(values, rho), rel=1e-12)
+    expected = _finite_difference(example, x, lambda r: formula(values, rho * r))
     for name in example.params:
         np.testing.assert_allclose(result.grad[name], expected[name], rtol=1e-6, atol=1e-8, err_msg=name)
 

@@ -1,0 +1,101 @@
+r"""Standard errors of a score-function gradient from its per-sample terms, streamed in row blocks.
+
+A gradient is a sum of n per-sample terms, :math:`g = \sum_i w_i s_i` with
+:math:`s_i = \nabla_\theta \log p_\theta(x_i)`, i.e. the mean of :math:`t_i = n w_i s_i`.
+Its standard error, entry by entry, is estimated from the spread of those terms:
+
+.. math::
+
+    \mathrm{se}(g) = \sqrt{\frac{1}{n(n-1)} \sum_i (t_i - g)^2}
+                   = \sqrt{\frac{n}{n-1} \sum_i \Big(w_i s_i - \frac{g}{n}\Big)^2 }
+
+What the number means:
+
+- ``Mean`` without shaping or baseline, with or without a proposal: the t_i are
+  independent and identically distributed (f_i rho_i s_i), so this is the usual
+  standard error of the estimate, unbiased in its square.
+- ``Mean`` with a baseline, ``normalize=True`` or a shaping, ``Variance`` (frozen
+  z-scoring) and ``Entropy``: each w_i depends on the whole batch (the batch mean, the
+  z-scoring statistics, the kernel densities), so the t_i are not independent.  The
+  number is the plug-in (delta-method) standard error that treats the w_i as fixed:
+  it leaves out how one sample moves the other samples' weights.  For the baselines
+  and ``normalize`` that part is small (measured over 400 draws of n = 100 on a
+  quadratic: within 5% of the spread, like the plain mean); self-normalised with a
+  proposal it under-states the spread somewhat (0.84 to 0.96 of it in the tests),
+  since sum_i rho_i is random too.  For z-scored weights
+  (``Mean(shaping=zscore)``, ``Variance``) and ``Entropy`` it is not: there the number
+  over-states the spread over repeated draws, by 1.1 to 1.8 times in the tests
+  (z-scored mean 1.1 to 1.5, ``Variance`` 1.5 to 1.6, ``Entropy`` 1.1 in one
+  behaviour dimension and 1.8 in two); read it as a conservative scale of the noise,
+  not as an exact standard error.
+- ``PairedNormal``: the samples i and i + n/2 share one eps, so the pair is the
+  independent unit; the terms are averaged pairwise first and n becomes n/2.
+
+Memory: :math:`\sum_i w_i^2 s_i^2` is not a contraction of the score with a weight
+vector (weighted_score gives :math:`\sum_i w_i^2 s_i`, not the square), so the
+distribution's own per-sample scores are computed a block of about 4 MB of rows at
+a time (``p.score`` on each block), never as one (n, d) array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Distribution, Grad
+from ._stream import BLOCK_BYTES
+from .estimators import Estimate
+from .noise import EncodedSamples
+from .normal import PairedNormal
+
+
+def _rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+    if isinstance(x, EncodedSamples):
+        return EncodedSamples(x.indices[start:stop], x.signs[start:stop], x.dim, x.table)  # type: ignore[return-value]
+    return x[start:stop]
+
+
+def gradient_stderr(estimate: Estimate, x: object, p: Distribution) -> Grad:
+    """Standard error of each entry of ``estimate.grad``: name -> array of the parameter's shape.
+
+    ``estimate`` is what an estimator returned for these samples ``x`` and distribution
+    ``p`` (its ``weights`` w_i already include the ratios rho_i under sample reuse).
+    See the module docstring for the formula and what it means for each estimator.
+    """
+    if not isinstance(estimate, Estimate):
+        raise TypeError(f"estimate must be an npevograd Estimate, got {type(estimate).__name__}")
+    if not isinstance(p, Distribution):
+        raise TypeError(f"p must be an npevograd Distribution, got {type(p).__name__}")
+    x = p.check_x(x)
+    n = x.shape[0]
+    w = np.asarray(estimate.weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(
+            f"estimate.weights has shape {w.shape} but x has {n} samples; expected one weight per sample, "
+            f"shape ({n},) (a multi-output expectation has no single standard error)"
+        )
+    grad = {name: np.asarray(g, dtype=np.float64) for name, g in p.check_grad(estimate.grad).items()}
+    paired = isinstance(p, PairedNormal)
+    units = n // 2 if paired else n
+    if units < 2:
+        raise ValueError(f"gradient_stderr needs at least 2 independent samples, got n = {n}")
+    size = sum(max(1, v.size) for v in p.params.values())
+    rows = max(1, BLOCK_BYTES // (8 * size * (2 if paired else 1)))
+    squares = {name: np.zeros(v.shape) for name, v in p.params.items()}
+    for start in range(0, units, rows):
+        stop = min(start + rows, units)
+        terms = _block_terms(p, x, w, start, stop, n)
+        if paired:  # the pair (i, i + n/2) is one independent unit: its mean term
+            mirror = _block_terms(p, x, w, start + units, stop + units, n)
+            terms = {name: 0.5 * (t + mirror[name]) for name, t in terms.items()}
+        for name, t in terms.items():
+            centred = t - grad[name]  # t_i - g
+            squares[name] += np.einsum("i...,i...->...", centred, centred)
+    dtype = p.dtype
+    return {name: np.sqrt(s / (units * (units - 1))).astype(dtype) for name, s in squares.items()}
+
+
+def _block_terms(p: Distribution, x: np.ndarray, w: np.ndarray, start: int, stop: int, n: int) -> Grad:
+    """t_i = n w_i s_i for rows start..stop-1, float64."""
+    scores = p.score(_rows(x, start, stop))
+    t_w = n * w[start:stop]
+    return {name: t_w.reshape((-1,) + (1,) * (s.ndim - 1)) * s.astype(np.float64) for name, s in scores.items()}
