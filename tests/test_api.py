@@ -65,22 +65,27 @@ QUOTE = re.compile(r"```python\n# (npevograd/\S+\.py), ([\w.]+)\n(.*?)```", flag
 CITED_TEST = re.compile(r"tests/(\w+\.py)::(\w+)")
 
 
-def _function_lines(source: str, qualname: str) -> list[str] | None:
-    """The source lines of ``qualname`` (``f`` or ``Class.method``), comments included; None if absent."""
-    nodes: list[ast.AST] = [ast.parse(source)]
-    for part in qualname.split("."):
-        found = [
-            n
-            for parent in nodes
-            for n in ast.iter_child_nodes(parent)
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part
-        ]
-        if not found:
-            return None
-        nodes = found
-    node = nodes[0]
-    assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    return source.splitlines()[node.lineno - 1 : node.end_lineno]
+def _definitions(source: str) -> dict[str, tuple[int, int]]:
+    """Qualified name (``f``, ``Class.method``) -> (first, last) line of every def and class in ``source``."""
+    spans: dict[str, tuple[int, int]] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                spans.setdefault(name, (child.lineno, child.end_lineno or child.lineno))
+                visit(child, name + ".")
+
+    visit(ast.parse(source), "")
+    return spans
+
+
+def _function_lines(source: str, qualname: str, cache: dict[str, dict[str, tuple[int, int]]]) -> list[str] | None:
+    """The source lines of ``qualname``, comments included; None if there is no such definition."""
+    if source not in cache:
+        cache[source] = _definitions(source)
+    span = cache[source].get(qualname)
+    return None if span is None else source.splitlines()[span[0] - 1 : span[1]]
 
 
 def _is_contiguous_slice(quote: list[str], lines: list[str]) -> bool:
@@ -102,6 +107,7 @@ def derivations_errors(doc: str, root: Path) -> list[str]:
     every test named in the doc must be cited with its file.
     """
     errors = []
+    cache: dict[str, dict[str, tuple[int, int]]] = {}
     quotes = QUOTE.findall(doc)
     if len(quotes) < 5:
         errors.append(f"expected at least 5 code quotes, found {len(quotes)}")
@@ -110,14 +116,14 @@ def derivations_errors(doc: str, root: Path) -> list[str]:
         if not file.is_file():
             errors.append(f"{path}: no such file")
             continue
-        lines = _function_lines(file.read_text(), qualname)
+        lines = _function_lines(file.read_text(), qualname, cache)
         if lines is None:
             errors.append(f"{path}: no function {qualname}")
         elif not _is_contiguous_slice(body.rstrip("\n").splitlines(), lines):
             errors.append(f"{path}, {qualname}: the quote is not a contiguous slice of its source:\n{body}")
     for file_name, test_name in CITED_TEST.findall(doc):
         file = root / "tests" / file_name
-        if not file.is_file() or _function_lines(file.read_text(), test_name) is None:
+        if not file.is_file() or _function_lines(file.read_text(), test_name, cache) is None:
             errors.append(f"tests/{file_name}::{test_name} does not exist")
     cited = {name for _, name in CITED_TEST.findall(doc)}
     for name in set(re.findall(r"\btest_\w+(?!\w|\.py)", doc)) - cited:
@@ -164,7 +170,7 @@ MUTATIONS = {
     "two quoted lines swapped": lambda doc, root: _swap_first_two_lines_of_quote(doc, VARIANCE_HEADER),
     "quoted line moved into a dead helper": lambda doc, root: _move_variance_line_into_dead_helper(root) or doc,
     "cited test renamed": lambda doc, root: doc.replace("::test_", "::test_no_such_", 1),
-    "test named without its file": lambda doc, root: doc + "\nSee `test_score_has_zero_mean`.\n",
+    "test named without its file": lambda doc, root: doc + "\nSee `test_every_name_in_all_resolves`.\n",
 }
 
 
