@@ -220,6 +220,8 @@ def test_table_nested():
     text, claims = table_nested()
     check_claims(claims)
     assert text in doc_text()
+    total, outer = (row.split("|")[2].split(" ± ")[0].strip() for row in text.splitlines()[2:4])
+    assert doc_text().count(f"from {total} to {outer}") == 2  # sections 3.2 and 9.4 quote the table
 
 
 def demo_mu_gradients() -> tuple[float, float]:
