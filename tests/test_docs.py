@@ -105,8 +105,8 @@ def table_shaping() -> tuple[str, list[Claim]]:
             ("none", grad, r"$\nabla_\mu \mathbb E f$"),
             ("mean", (n - 1) / n * grad, r"$\frac{n-1}{n}\nabla_\mu \mathbb E f$"),
             ("loo", grad, r"$\nabla_\mu \mathbb E f$"),
-            ("zscore", grad / sd_f, r"a changed target, not $\nabla_\mu \mathbb E f / \mathrm{sd}(f)$"),
-            ("centered_ranks", rank_target, r"$\nabla_\mu \mathbb E\, \Phi_{\theta_0}(x)$"),
+            ("zscore", grad / sd_f, r"$\nabla_\mu \mathbb E f / \mathrm{sd}(f)$ only as $n \to \infty$"),
+            ("centered_ranks", rank_target, r"$\nabla_\mu \mathbb E\, G_{\theta_0}(f(x))$"),
         ]:
             g = (shaped_weights(f, how) * score).sum(axis=1)
             text, mean, se = mean_se(g)
@@ -235,8 +235,8 @@ def demo_mu_gradients() -> tuple[float, float]:
 
 
 KDE_LIMIT = 0.5 * math.log(2 * math.pi * 1.5) + 1 / 3 - 0.5 * math.log(math.pi)  # N(0, 1), h = 1
-# n (E J - limit) -> -(E[1/q] - 1) + (E[E_z' K^2 / q^2] - 1) / 2: the self term K_jj / n, then Jensen;
-# for N(0, 1) and h = 1, q(z) = exp(-z^2/3)/sqrt(3), E[1/q] = 3 and E[E_z' K^2 / q^2] = 3 sqrt(3/7).
+# n (E J - limit) -> -(E[1/Kbar] - 1) + (E[E_z' K^2 / Kbar^2] - 1) / 2: the self term K_jj / n, then Jensen;
+# for N(0, 1) and h = 1, Kbar(z) = E_z' K(z, z') = exp(-z^2/3)/sqrt(3), E[1/Kbar] = 3, E[E_z' K^2/Kbar^2] = 3 sqrt(3/7).
 KDE_FIRST_ORDER = -(3 - 1) + (3 * math.sqrt(3 / 7) - 1) / 2
 TRUE_ENTROPY = 0.5 * math.log(2 * math.pi * math.e)
 
