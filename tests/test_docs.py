@@ -530,6 +530,41 @@ def test_exercise_bernoulli_fisher_is_diagonal_pi_one_minus_pi():
     np.testing.assert_allclose(p.natural_gradient({"logits": g})["logits"], np.linalg.solve(fisher, g), rtol=1e-12)
 
 
+def test_exercise_expectation_is_mean_column_by_column():
+    rng = np.random.default_rng(25)
+    p = ng.Normal(np.array([0.2, -0.4]), 0.8, learn_sigma=True)
+    x = p.sample(11, rng)
+    f, h = rng.standard_normal(11), rng.standard_normal(11)
+    single, mean = ng.expectation(f, x, p), ng.Mean()(f, x, p)
+    assert single.value == pytest.approx(mean.value, rel=1e-15)
+    np.testing.assert_allclose(single.weights, mean.weights, rtol=1e-15)
+    for name in p.params:
+        np.testing.assert_allclose(single.grad[name], mean.grad[name], rtol=1e-13)
+    stacked = ng.expectation(np.column_stack([f, h]), x, p)
+    for a, column in enumerate([f, h]):
+        for name in p.params:
+            np.testing.assert_allclose(stacked.grad[name][a], ng.Mean()(column, x, p).grad[name], rtol=1e-12)
+
+
+def test_exercise_variance_sigma_gradient_of_the_example():
+    p = ng.Normal(np.zeros(1), 1.0, learn_sigma=True)
+    assert frac(float(ng.Variance()(X3[:, 0], X3, p).grad["sigma"])) == "74/63"
+
+
+def test_exercise_one_component_mixture_is_a_normal():
+    rng = np.random.default_rng(26)
+    x = rng.standard_normal((9, 3))
+    mu = np.array([0.5, -1.0, 2.0])
+    one = ng.MixNormal(mu[None, :], 0.7).score(x)["mus"][:, 0, :]
+    np.testing.assert_allclose(one, ng.Normal(mu, 0.7).score(x)["mu"], rtol=1e-13)
+    mus = np.array([[0.0, 0.0, 0.0], [1.0, 0.5, -0.5], [-1.0, 2.0, 0.3]])
+    mix = ng.MixNormal(mus, 0.7)
+    log_k = -0.5 * ((x[:, None, :] - mus[None]) ** 2).sum(axis=2) / 0.7**2
+    gamma = np.exp(log_k - log_k.max(axis=1, keepdims=True))
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(mix.score(x)["mus"].sum(axis=1), (x - gamma @ mus) / 0.7**2, rtol=1e-12)
+
+
 def test_bernoulli_log_density_is_the_bracketed_sum():
     """Error 5 of issue 12: log p = sum_j [x_j l_j - log(1 + e^{l_j})], in the doc and the docstring."""
     logits = np.array([-1.0, 0.3, 2.0])
