@@ -424,7 +424,7 @@ def worked_example() -> dict[str, str]:
     )
     tables["mean_variance"] = markdown(
         ["$i$", "`Mean` $w_i = f_i/n$", "$z_i$", "`Variance` $w_i = z_i^2/n$"],
-        [[str(i + 1), frac(mean.weights[i]), f"{z[i]:.4f}", frac(var.weights[i])] for i in range(n)],
+        [[str(i + 1), f"${frac(mean.weights[i])}$", f"{z[i]:.4f}", f"${frac(var.weights[i])}$"] for i in range(n)],
     )
     tables["kernel"] = markdown(
         ["$K_{ij}$", "$j = 1$", "$j = 2$", "$j = 3$"],
