@@ -515,6 +515,12 @@ def test_exercise_leave_one_out_is_the_rescaled_batch_mean():
     np.testing.assert_allclose(shaped_weights(f, "loo"), rescaled, rtol=1e-13, atol=1e-15)
 
 
+def test_exercise_self_normalised_mean_is_the_batch_mean_baseline():
+    f = np.random.default_rng(27).standard_normal(8)
+    J = lambda r: float((r * f).sum() / r.sum())  # noqa: E731
+    np.testing.assert_allclose(grad_r(J, 8), shaped_weights(f[None], "mean")[0], atol=1e-9)
+
+
 def test_exercise_bernoulli_fisher_is_diagonal_pi_one_minus_pi():
     import itertools
 
