@@ -3,7 +3,7 @@
 Each ``table_*`` function recomputes one table of the doc from the library (or from plain
 NumPy where a formula is being measured, checked once against the library) with a fixed
 seed, and returns its markdown; the test asserts the doc prints exactly that.
-``python tests/test_docs.py`` prints every table, to paste after a deliberate change.
+``python tests/test_docs.py`` prints every table; ``--write`` rewrites them in the doc after a deliberate change.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -614,9 +615,45 @@ def test_figures_script_smoke_runs(tmp_path):
 FIGURES = ["entropy_weights.png", "gradient_variance.png", "natural_step.png"]
 
 
+def all_tables() -> list[str]:
+    """Every table the doc prints, in markdown."""
+    tables = [
+        result[0] if isinstance(result, tuple) else result
+        for result in (
+            table_antithetic(),
+            table_kde_target(),
+            table_maxvar_target(),
+            table_nested(),
+            table_shaping(),
+            table_variance_value(),
+            table_where_ratios(),
+        )
+    ]
+    return tables + list(worked_example().values())
+
+
+def write_tables(text: str, tables: list[str]) -> str:
+    """Replace each table of ``text`` that starts with a table's header line by that table."""
+    lines = text.split("\n")
+    for table in tables:
+        header = table.split("\n")[0]
+        start = lines.index(header)  # headers are unique and fixed; only the numbers change
+        stop = start
+        while stop < len(lines) and lines[stop].startswith("|"):
+            stop += 1
+        lines[start:stop] = table.split("\n")
+    return "\n".join(lines)
+
+
+def test_write_tables_restores_a_changed_table():
+    table = table_variance_value()
+    stale = doc_text().replace(table, table.replace("2.997", "2.9"))
+    assert stale != doc_text() and write_tables(stale, [table]) == doc_text()
+
+
 if __name__ == "__main__":
-    for name, table in sorted(globals().items()):
-        if name.startswith("table_"):
-            result = table()
-            print(f"{name}:\n{result[0] if isinstance(result, tuple) else result}\n")
-    print("demo mu gradients (total, outer only):", demo_mu_gradients())
+    if sys.argv[1:] == ["--write"]:  # after a deliberate change: rewrite the doc's tables in place
+        DOC.write_text(write_tables(doc_text(), all_tables()))
+        sys.exit(0)
+    for table in all_tables():
+        print(table + "\n")
