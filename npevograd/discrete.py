@@ -17,15 +17,15 @@ def _logits(name: str, logits: object, ndim: int, shape_text: str) -> np.ndarray
 
 
 class Bernoulli(Distribution):
-    r"""Independent bits x_j ~ Bernoulli(s_j), s = sigmoid(logits), logits shape (d,).
+    r"""Independent bits x_j ~ Bernoulli(pi_j), pi = sigmoid(logits), logits shape (d,).
 
     .. math::
 
-        \log p(x) = \sum_j x_j \ell_j - \log(1 + e^{\ell_j}), \qquad
-        \partial_{\ell} \log p(x) = x - \sigma(\ell)
+        \log p(x) = \sum_j \big[x_j \ell_j - \log(1 + e^{\ell_j})\big], \qquad
+        \partial_{\ell} \log p(x) = x - \operatorname{sigmoid}(\ell)
 
-    Fisher information :math:`s_j(1 - s_j)` per logit, so the natural gradient is
-    :math:`g_j / (s_j(1 - s_j))`.  Samples are floats (0.0 / 1.0) in the logits' dtype.
+    Fisher information :math:`\pi_j(1 - \pi_j)` per logit, so the natural gradient is
+    :math:`g_j / (\pi_j(1 - \pi_j))`.  Samples are floats (0.0 / 1.0) in the logits' dtype.
     """
 
     def __init__(self, logits: object):

@@ -252,9 +252,11 @@ class PairedNormal(Normal):
 
     For even n the samples are :math:`\mu + \sigma\epsilon_i` for the first n/2 and
     :math:`\mu - \sigma\epsilon_i` for the last n/2, with the same :math:`\epsilon` in the
-    same order (EvoGrad's order).  Mirrored sampling cancels the odd terms of the
-    fitness's Taylor expansion and so lowers the estimator's variance
-    (Brockhoff et al. 2010; Salimans et al. 2017, section 2.3).
+    same order (EvoGrad's order).  With ``Mean``, a pair's two terms of the mu gradient
+    average to :math:`(f(\mu + \sigma\epsilon) - f(\mu - \sigma\epsilon))\,\epsilon / (2\sigma)`,
+    so the even terms of the fitness's Taylor expansion cancel there; the sigma gradient
+    sees the pair's sum :math:`f(\mu + \sigma\epsilon) + f(\mu - \sigma\epsilon)`, so the odd
+    terms cancel there (Brockhoff et al. 2010; Salimans et al. 2017, section 2.3).
     """
 
     def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
