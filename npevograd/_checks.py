@@ -7,11 +7,12 @@ what was received.
 
 from __future__ import annotations
 
+import math
 from typing import Union
 
 import numpy as np
 
-from ._stream import fill_block_rows, row_blocks, standard_normal_fill
+from . import _stream
 
 RNGLike = Union[np.random.Generator, np.random.RandomState, int, None]
 
@@ -38,11 +39,11 @@ def standard_normal(rng: RNGLike, shape: tuple[int, ...], dtype: np.dtype) -> np
     """
     rng = as_rng(rng)
     if isinstance(rng, np.random.Generator):
-        return standard_normal_fill(rng, shape, np.dtype(dtype))
-    if np.dtype(dtype) == np.float64 or len(shape) == 0 or int(np.prod(shape)) == 0:
+        return _stream.standard_normal_fill(rng, shape, np.dtype(dtype))
+    if np.dtype(dtype) == np.float64 or len(shape) == 0 or math.prod(shape) <= _stream.FILL_BLOCK_ENTRIES:
         return rng.standard_normal(shape).astype(dtype, copy=False)
     out = np.empty(shape, dtype=dtype)
-    for start, stop in row_blocks(shape[0], fill_block_rows(int(np.prod(shape[1:])))):
+    for start, stop in _stream.row_blocks(shape[0], _stream.fill_block_rows(math.prod(shape[1:]))):
         out[start:stop] = rng.standard_normal((stop - start, *shape[1:]))  # no float64 (n, d) temporary
     return out
 

@@ -22,6 +22,7 @@ process may run on, or ``NPEVOGRAD_NUM_THREADS`` when set.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -99,7 +100,7 @@ def standard_normal_fill(rng: np.random.Generator, shape: tuple[int, ...], dtype
     filled by child stream k of ``SeedSequence(entropy drawn from rng).spawn(blocks)``:
     the draw depends on the rng and the shape only, never on the number of threads.
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if size < PARALLEL_MIN_ENTRIES or len(shape) == 0:
         return rng.standard_normal(shape, dtype=dtype)
     out = np.empty(shape, dtype=dtype)
@@ -127,6 +128,13 @@ def weighted_row_sums(
     blocks (measured, issue 15).
     """
     rows = max(1, BLOCK_BYTES // (d * np.dtype(dtype).itemsize))
+    if rows >= n:  # one block (small problems): no running totals to allocate
+        e = rows_of(0, n)
+        only_a = a @ e
+        if b is None:
+            return only_a, None
+        np.multiply(e, e, out=e)
+        return only_a, b @ e
     total_a = np.zeros(d, dtype=dtype)
     total_b = None if b is None else np.zeros(d, dtype=dtype)
     for start in range(0, n, rows):
