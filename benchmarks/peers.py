@@ -235,7 +235,10 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int) -> dict[str
     return out
 
 
-def _evosax_small(jx: Any, n: int, d: int, generations: int) -> tuple[Callable[[], object], Callable[[], object], dict[str, float]]:
+Timed = Callable[[], object]
+
+
+def _evosax_small(jx: Any, n: int, d: int, generations: int) -> tuple[Timed, Timed, dict[str, float]]:
     jax, jnp, algorithms = jx
 
     def rastrigin(x: Any) -> Any:
@@ -319,7 +322,8 @@ def bench_import(repeats: int = 10) -> dict[str, Any]:
     times: dict[str, list[float]] = {"numpy": [], "npevograd": []}
     for _ in range(repeats):
         for mod in times:
-            proc = subprocess.run([sys.executable, "-c", code.format(mod)], env=env, capture_output=True, text=True, check=True)
+            cmd = [sys.executable, "-c", code.format(mod)]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             times[mod].append(float(proc.stdout))
     ratios = [ours / base for ours, base in zip(times["npevograd"], times["numpy"])]
     return {
@@ -341,7 +345,8 @@ SIZES = {
 def child(mode: str, sections: list[str]) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     size = SIZES[mode]
-    out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    out: dict[str, Any] = {"cores": usable}
     n, d = size["highd"]
     if "highd" in sections:
         out["highd"] = bench_highd(n, d, size["repeats"])
