@@ -64,9 +64,6 @@ KEEP_BYTES = 16 * 2**20
 PANEL = 64
 # Tile side of the recomputed kernel: 256 x 256 is 512 KB in float64, 256 KB in float32.
 BLOCK = 256
-# Thread the tiles from this many kernel entries n^2 on (n >= 1024): below it, starting
-# the threads costs more than they save.
-THREADED_ENTRIES = 1 << 20
 # Largest tolerated bound on the exponent's rounding error for the GEMM form: 1e-12 in
 # float64; in float32 the project's float32 tolerance, 1e-4 (typically 1e-6 is reached).
 GRAM_MAX_ERROR = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
@@ -160,8 +157,7 @@ def _kept(tiles: _Tiles, n: int) -> tuple[np.ndarray, np.ndarray]:
     def build(index: int, _i0: int, _n: int) -> np.ndarray:
         return tiles(*panels[index], out=storage[offsets[index] :])
 
-    # each panel fills its own slice of storage
-    kept = list(map_blocks(build, [(b[0], n) for b in panels], n * n >= THREADED_ENTRIES))
+    kept = list(map_blocks(build, [(b[0], n) for b in panels]))  # each panel its own slice of storage
     return _two_passes(n, [[b] for b in panels], lambda band, _tile: kept[band], tiles.dtype)
 
 
@@ -215,6 +211,6 @@ def _weighted_sums(
 
     sums = np.zeros(n)
     starts = [(tiles[0][0], n) for tiles in bands]
-    for (i0, _), part in zip(starts, map_blocks(band_sums, starts, n * n >= THREADED_ENTRIES)):
+    for (i0, _), part in zip(starts, map_blocks(band_sums, starts)):
         sums[i0:] += part
     return sums

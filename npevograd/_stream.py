@@ -71,16 +71,13 @@ def fill_block_rows(row_entries: int) -> int:
     return max(1, FILL_BLOCK_ENTRIES // max(1, row_entries))
 
 
-def map_blocks(
-    fn: Callable[[int, int, int], T], blocks: list[tuple[int, int]], threaded: bool = True
-) -> Iterator[T]:
+def map_blocks(fn: Callable[[int, int, int], T], blocks: list[tuple[int, int]]) -> Iterator[T]:
     """fn(k, start, stop) for each block k, yielded in block order.
 
-    With more than one core (and ``threaded``: callers turn it off for work too small to
-    pay for starting threads) the blocks run in up to ``MAX_THREADS`` threads, one block
+    With more than one core the blocks run in up to ``MAX_THREADS`` threads, one block
     per thread at a time (plus a few queued, not yet started).
     """
-    workers = min(thread_count(), MAX_THREADS, len(blocks)) if threaded else 1
+    workers = min(thread_count(), MAX_THREADS, len(blocks))
     if workers <= 1:
         for k, (start, stop) in enumerate(blocks):
             yield fn(k, start, stop)
