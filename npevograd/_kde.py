@@ -28,11 +28,7 @@ exponentials is computed exactly once.
 
 **Recomputed** (larger n, or a ``block`` given): b x b tiles, computed for the first sum,
 dropped, and computed again for the second, since the second needs all of the first.
-Each exponential is computed exactly twice; peak extra memory is one tile a thread plus O(n k).
-
-Both paths run their blocks of rows (panels, or bands of tiles) in threads
-(``_stream.map_blocks``); each band sums into its own vector and the bands are added in
-order, so the sums are the same whatever the number of threads.
+Each exponential is computed exactly twice; peak extra memory is one tile plus O(n k).
 
 A tile's exponents come from one small matrix product.  With the behaviours centred and
 scaled, :math:`c_i = (z_i - \bar z)/h`,
@@ -50,12 +46,9 @@ which have no cancellation.
 
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import numpy as np
-
-from ._stream import map_blocks
 
 # Keep the kernel when its strict upper triangle needs at most this many bytes
 # (n <= 2048 in float64, n <= 2896 in float32).
@@ -149,68 +142,41 @@ class _Tiles:
         return self._masks[side]
 
 
+def _accumulate(sums: np.ndarray, tile: np.ndarray, i0: int, i1: int, j0: int, j1: int, u: np.ndarray) -> None:
+    """Row and column sums of a tile, weighted by u, into ``sums`` (two BLAS matrix-vector products)."""
+    sums[i0:i1] += tile @ u[j0:j1]
+    sums[j0:j1] += u[i0:i1] @ tile
+
+
 def _kept(tiles: _Tiles, n: int) -> tuple[np.ndarray, np.ndarray]:
     panels = [(i0, min(i0 + PANEL, n), i0, n) for i0 in range(0, n, PANEL)]
     offsets = np.cumsum([0] + [(i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in panels])
     storage = np.empty(offsets[-1], dtype=tiles.dtype)  # one allocation for the whole kept kernel
-
-    def build(index: int, _i0: int, _n: int) -> np.ndarray:
-        return tiles(*panels[index], out=storage[offsets[index] :])
-
-    kept = list(map_blocks(build, [(b[0], n) for b in panels]))  # each panel its own slice of storage
-    return _two_passes(n, [[b] for b in panels], lambda band, _tile: kept[band], tiles.dtype)
+    kept = [tiles(*bounds, out=storage[start:]) for bounds, start in zip(panels, offsets)]
+    return _two_passes(n, panels, lambda index: kept[index], tiles.dtype)
 
 
 def _recomputed(tiles: _Tiles, n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    bands = [
-        [(i0, min(i0 + block, n), j0, min(j0 + block, n)) for j0 in range(i0, n, block)] for i0 in range(0, n, block)
+    pairs = [
+        (i0, min(i0 + block, n), j0, min(j0 + block, n)) for i0 in range(0, n, block) for j0 in range(i0, n, block)
     ]
-    local = threading.local()  # one tile buffer per thread, reused
-
-    def tile_at(band: int, tile: int) -> np.ndarray:
-        if not hasattr(local, "buffer"):
-            local.buffer = np.empty(block * block, dtype=tiles.dtype)
-        return tiles(*bands[band][tile], out=local.buffer)
-
-    return _two_passes(n, bands, tile_at, tiles.dtype)
-
-
-Bounds = tuple[int, int, int, int]
+    buffer = np.empty(block * block, dtype=tiles.dtype)  # one tile, reused
+    return _two_passes(n, pairs, lambda index: tiles(*pairs[index], out=buffer), tiles.dtype)
 
 
 def _two_passes(
-    n: int, bands: list[list[Bounds]], tile_at: Callable[[int, int], np.ndarray], dtype: np.dtype
+    n: int, bounds: list[tuple[int, int, int, int]], tile_at: Callable[[int], np.ndarray], dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Densities from every tile, then the nested sums from every tile again (``tile_at(band, tile)``)."""
-    density_sum = _weighted_sums(n, bands, tile_at, np.ones(n, dtype=dtype))  # density: u = 1
+    """Densities from every tile, then the nested sums from every tile again (``tile_at(index)``)."""
+    density_sum = np.zeros(n)  # float64 accumulators in both dtypes
+    ones = np.ones(n, dtype=dtype)  # density: u = 1
+    for index, b in enumerate(bounds):
+        _accumulate(density_sum, tile_at(index), *b, ones)
     density_sum += 1  # K_ii = 1
     density = density_sum / n
     inv_density = 1 / density
-    nested_sum = _weighted_sums(n, bands, tile_at, inv_density.astype(dtype))
-    nested_sum += inv_density  # diagonal: K_ii / density_i
+    nested_sum = inv_density.copy()  # diagonal: K_ii / density_i
+    u = inv_density.astype(dtype)
+    for index, b in enumerate(bounds):
+        _accumulate(nested_sum, tile_at(index), *b, u)
     return density, nested_sum / n
-
-
-def _weighted_sums(
-    n: int, bands: list[list[Bounds]], tile_at: Callable[[int, int], np.ndarray], u: np.ndarray
-) -> np.ndarray:
-    """Row and column sums of every tile, weighted by u, in float64.
-
-    A band is the tiles of one block of rows (all from column i0 on); each band sums into
-    its own vector over columns i0 .. n, and the bands are added in order, so the result
-    does not depend on how many threads ran the bands.
-    """
-
-    def band_sums(band: int, i0: int, _n: int) -> np.ndarray:
-        part = np.zeros(n - i0)  # float64 accumulators in both dtypes
-        for index, (r0, r1, c0, c1) in enumerate(bands[band]):
-            tile = tile_at(band, index)
-            part[r0 - i0 : r1 - i0] += tile @ u[c0:c1]  # two BLAS matrix-vector products
-            part[c0 - i0 : c1 - i0] += u[r0:r1] @ tile
-        return part
-
-    sums = np.zeros(n)
-    starts = [(tiles[0][0], n) for tiles in bands]
-    for (i0, _), part in zip(starts, map_blocks(band_sums, starts)):
-        sums[i0:] += part
-    return sums

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import tracemalloc
 
 import numpy as np
@@ -109,11 +108,9 @@ def count_exponentials(monkeypatch) -> list[int]:
     """Count the kernel exponentials: all go through _kde._exp, whose -inf entries are masked zeros."""
     counts = [0]
     real = _kde._exp
-    lock = threading.Lock()  # tiles may be exponentiated in several threads
 
     def counting(tile):
-        with lock:
-            counts[0] += int(np.count_nonzero(np.isfinite(tile)))
+        counts[0] += int(np.count_nonzero(np.isfinite(tile)))
         assert not np.any(np.isnan(tile)) and not np.any(tile == np.inf)
         real(tile)
 
@@ -181,16 +178,3 @@ def test_estimator_weights_do_not_depend_on_block_size(dtype):
         scale = np.max(np.abs(reference.weights))
         np.testing.assert_allclose(blocked.weights, reference.weights, rtol=0, atol=RTOL[dtype] * scale)
         assert blocked.weights.dtype == dtype
-
-
-@pytest.mark.parametrize(("n", "block"), [(700, None), (3000, None), (301, 64)])
-def test_kernel_sums_are_the_same_for_any_thread_count(n, block, dtype, monkeypatch):
-    """Bands of tiles run in threads but sum in band order: bit for bit the same sums."""
-    z = behaviours(n, 2, dtype)
-    results = []
-    for threads in ("1", "2", "3"):
-        monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", threads)
-        results.append(_kde.kernel_sums(z, 0.9, block=block))
-    for density, nested in results[1:]:
-        np.testing.assert_array_equal(density, results[0][0])
-        np.testing.assert_array_equal(nested, results[0][1])
