@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, log_softmax, softmax
 
 from ._base import Distribution, Grad
 from ._checks import RNGLike, as_float_array, float_dtype, uniform
@@ -37,6 +36,8 @@ class Bernoulli(Distribution):
 
     @property
     def probs(self) -> np.ndarray:
+        from scipy.special import expit  # scipy.special is imported when first used: import npevograd stays light
+
         return expit(self.logits)
 
     def check_x(self, x: object) -> np.ndarray:
@@ -90,6 +91,8 @@ class Categorical(Distribution):
 
     @property
     def probs(self) -> np.ndarray:
+        from scipy.special import softmax
+
         return softmax(self.logits, axis=1)
 
     def check_x(self, x: object) -> np.ndarray:
@@ -112,6 +115,8 @@ class Categorical(Distribution):
         return np.minimum(counts, m - 1)
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
+        from scipy.special import log_softmax
+
         log_pi = log_softmax(self.logits, axis=1)
         return log_pi[np.arange(x.shape[1]), x].sum(axis=1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp, softmax
 
 from ._base import Distribution, Grad
 from ._checks import RNGLike, as_float_array, as_rng, check_positive, float_dtype, standard_normal, uniform
@@ -62,17 +61,23 @@ class MixNormal(Distribution):
         return eps, -0.5 * np.einsum("ikj,ikj->ik", eps, eps) / self.sigma**2
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
+        from scipy.special import logsumexp  # imported when first used: import npevograd stays light
+
         _, log_k = self._log_components(x)
         n_components = self.mus.shape[0]
         const = self.dim * (np.log(self.sigma) + 0.5 * math.log(2 * math.pi)) + math.log(n_components)
         return logsumexp(log_k, axis=1) - const
 
     def _score(self, x: np.ndarray) -> Grad:
+        from scipy.special import softmax
+
         eps, log_k = self._log_components(x)
         gamma = softmax(log_k, axis=1)
         return {"mus": gamma[:, :, None] * eps / self.sigma**2}
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
+        from scipy.special import softmax
+
         eps, log_k = self._log_components(x)
         w_gamma = w[:, None] * softmax(log_k, axis=1)  # w_i gamma_ik, (n, K)
         # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2

@@ -159,7 +159,10 @@ class Normal(Distribution):
         return standard_normal(rng, (n, self.dim), self.dtype)
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
-        return self.mu + self.sigma * self._noise(n, rng)
+        x = self._noise(n, rng)  # mu + sigma * eps, in place: no temporary of x's size
+        x *= self.sigma
+        x += self.mu
+        return x
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         if isinstance(x, EncodedSamples):
@@ -262,8 +265,10 @@ class PairedNormal(Normal):
     def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
         if n % 2:
             raise ValueError(f"n must be even for PairedNormal (antithetic pairs), got {n}")
-        half = super()._noise(n // 2, rng)
-        return np.concatenate([half, -half])
+        eps = np.empty((n, self.dim), dtype=self.dtype)
+        eps[: n // 2] = super()._noise(n // 2, rng)
+        np.negative(eps[: n // 2], out=eps[n // 2 :])
+        return eps
 
     def _encode(self, n: int, table: NoiseTable, rng: RNGLike) -> EncodedSamples:
         if n % 2:

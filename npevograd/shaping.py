@@ -7,6 +7,8 @@ are invariant to any strictly increasing transform of it.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._checks import as_float_array
@@ -39,13 +41,75 @@ def zscore(f: object) -> np.ndarray:
     return standardize("f", as_float_array("f", f))
 
 
-def _ranks(name: str, f: object) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.stats import rankdata  # scipy.stats takes most of a second to import: only when ranking
+def _ranks(name: str, f: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validated array and each entry's lowest and highest 0-based rank along axis 0.
 
+    Tied entries span ranks lo .. hi; their average rank (lo + hi) / 2 is
+    ``scipy.stats.rankdata(method="average") - 1`` exactly, from one argsort.
+    """
     arr = as_float_array(name, f)
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to rank, got shape {arr.shape}")
-    return arr, rankdata(arr, method="average", axis=0) - 1  # 0 .. n-1, ties share their mean rank
+    if arr.ndim == 1:  # the usual fitness vector: plain 1-D indexing, fewer NumPy calls
+        return (arr, *_vector_rank_bounds(arr))
+    lo, hi = _rank_bounds(arr.reshape(arr.shape[0], -1))
+    return arr, lo.reshape(arr.shape), hi.reshape(arr.shape)
+
+
+def _rank_bounds(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest 0-based rank of every entry of each column of an (n, m) array.
+
+    Tied entries of a column share their bounds.
+    """
+    n, m = columns.shape
+    order = np.argsort(columns, axis=0)
+    col = np.arange(m)
+    opens = _run_starts(columns[order, col])
+    run_lo, run_hi = _run_bounds(opens, np.arange(n)[:, None])
+    lo = np.empty((n, m), dtype=np.intp)
+    hi = np.empty((n, m), dtype=np.intp)
+    lo[order, col] = run_lo
+    hi[order, col] = run_hi
+    return lo, hi
+
+
+def _vector_rank_bounds(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_rank_bounds`` of one column, as 1-D arrays (the same object when nothing ties)."""
+    n = v.shape[0]
+    order = np.argsort(v)
+    opens = _run_starts(v[order])
+    lo = np.empty(n, dtype=np.intp)
+    if opens.all():  # no ties: each entry's rank is its sorted position
+        lo[order] = np.arange(n)
+        return lo, lo
+    run_lo, run_hi = _run_bounds(opens, np.arange(n))
+    hi = np.empty(n, dtype=np.intp)
+    lo[order] = run_lo
+    hi[order] = run_hi
+    return lo, hi
+
+
+def _run_starts(in_order: np.ndarray) -> np.ndarray:
+    """True where a sorted position differs from the one before it: a run of equal values starts."""
+    opens = np.empty(in_order.shape, dtype=bool)
+    opens[0] = True
+    np.not_equal(in_order[1:], in_order[:-1], out=opens[1:])
+    return opens
+
+
+def _run_bounds(opens: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted positions along axis 0, the first and last position of the run each is in.
+
+    ``opens`` marks the positions that differ from the one before; a run closes where
+    the next position opens one.
+    """
+    n = opens.shape[0]
+    closes = np.empty_like(opens)
+    closes[-1] = True
+    closes[:-1] = opens[1:]
+    run_lo = np.maximum.accumulate(np.where(opens, position, 0), axis=0)
+    run_hi = np.minimum.accumulate(np.where(closes, position, n - 1)[::-1], axis=0)[::-1]
+    return run_lo, run_hi
 
 
 def centered_ranks(f: object) -> np.ndarray:
@@ -55,7 +119,8 @@ def centered_ranks(f: object) -> np.ndarray:
     fitness gets -0.5, the highest +0.5; tied values share the average of their
     ranks, so equal fitness always gets equal weight, whatever the sample order.
     """
-    arr, ranks = _ranks("f", f)
+    arr, lo, hi = _ranks("f", f)
+    ranks = lo if lo is hi else (lo + hi) / 2  # 0 .. n-1, ties share their mean rank
     return (ranks / (arr.shape[0] - 1) - 0.5).astype(arr.dtype, copy=False)
 
 
@@ -71,25 +136,28 @@ def nes_utilities(f: object) -> np.ndarray:
     so the utilities sum to zero and only the better half gets positive weight.
     Tied values share the mean utility of the ranks they span.
     """
-    arr, ranks = _ranks("f", f)
+    arr, lo, hi = _ranks("f", f)
     n = arr.shape[0]
-    k = np.arange(1, n + 1)
-    raw = np.maximum(0.0, np.log(n / 2 + 1) - np.log(k))
-    utility_of_rank = raw / raw.sum() - 1 / n  # indexed by k - 1, best first
-    # a tie spanning best-first ranks [lo, hi] gets the mean of utility_of_rank[lo..hi]
-    cumulative = np.concatenate([[0.0], np.cumsum(utility_of_rank)])
-    best_first = (n - 1) - ranks  # average rank counted from the best, 0-based
-    counts = _tie_counts(arr)
-    lo = best_first - (counts - 1) / 2
-    hi = best_first + (counts - 1) / 2
-    mean_utility = (cumulative[np.rint(hi).astype(int) + 1] - cumulative[np.rint(lo).astype(int)]) / counts
+    cumulative = _cumulative_utilities(n)
+    first, last = (n - 1) - hi, (n - 1) - lo  # ranks counted from the best, 0-based
+    mean_utility = cumulative[last + 1] - cumulative[first]
+    if lo is not hi:  # some ties: divide by the run lengths (all 1 otherwise)
+        mean_utility /= _tie_counts(lo, hi)
     return mean_utility.astype(arr.dtype, copy=False)
 
 
-def _tie_counts(arr: np.ndarray) -> np.ndarray:
-    """How many entries along axis 0 share each entry's value (per column)."""
-    from scipy.stats import rankdata
+@functools.lru_cache(maxsize=16)
+def _cumulative_utilities(n: int) -> np.ndarray:
+    """[0, u_1, u_1 + u_2, ...]: sums of the utilities of the best k ranks, k = 0 .. n (read-only)."""
+    k = np.arange(1, n + 1)
+    raw = np.maximum(0.0, np.log(n / 2 + 1) - np.log(k))
+    utility_of_rank = raw / raw.sum() - 1 / n  # indexed by k - 1, best first
+    # a tie spanning best-first ranks [first, last] gets the mean of utility_of_rank[first..last]
+    cumulative = np.concatenate([[0.0], np.cumsum(utility_of_rank)])
+    cumulative.flags.writeable = False
+    return cumulative
 
-    max_rank = rankdata(arr, method="max", axis=0)
-    min_rank = rankdata(arr, method="min", axis=0)
-    return max_rank - min_rank + 1
+
+def _tie_counts(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """How many entries along axis 0 share each entry's value, from its rank bounds."""
+    return hi - lo + 1

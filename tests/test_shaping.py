@@ -106,3 +106,46 @@ def test_nearly_constant_fitness_is_still_z_scored(dtype):
     step = 8 * np.finfo(dtype).eps
     f = np.array([1, 1 + step, 1 + 2 * step], dtype=dtype)
     np.testing.assert_array_equal(ng.zscore(f), [-1, 0, 1])
+
+
+# Ranks from one argsort (issue 15) against scipy.stats.rankdata, ties included.
+
+tied_fitness = st.one_of(
+    arrays(np.float64, st.integers(2, 40), elements=st.sampled_from([-2.0, -0.0, 0.0, 0.5, 3.0])),
+    arrays(np.float64, st.tuples(st.integers(2, 30), st.integers(1, 4)), elements=st.integers(-3, 3).map(float)),
+    arrays(np.float64, st.tuples(st.integers(2, 30), st.integers(1, 3)), elements=st.floats(-1e6, 1e6)),
+)
+
+
+def _nes_utilities_from_rankdata(f: np.ndarray) -> np.ndarray:
+    """The utilities as the first round computed them, with three scipy rankdata calls."""
+    n = f.shape[0]
+    raw = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    cumulative = np.concatenate([[0.0], np.cumsum(raw / raw.sum() - 1 / n)])
+    best_first = (n - 1) - (scipy.stats.rankdata(f, method="average", axis=0) - 1)
+    counts = scipy.stats.rankdata(f, method="max", axis=0) - scipy.stats.rankdata(f, method="min", axis=0) + 1
+    lo = np.rint(best_first - (counts - 1) / 2).astype(int)
+    hi = np.rint(best_first + (counts - 1) / 2).astype(int)
+    return (cumulative[hi + 1] - cumulative[lo]) / counts
+
+
+@settings(max_examples=120, deadline=None)
+@given(f=tied_fitness)
+def test_centered_ranks_equal_rankdata_average_exactly(f):
+    expected = (scipy.stats.rankdata(f, method="average", axis=0) - 1) / (f.shape[0] - 1) - 0.5
+    np.testing.assert_array_equal(ng.centered_ranks(f), expected)
+
+
+@settings(max_examples=120, deadline=None)
+@given(f=tied_fitness)
+def test_nes_utilities_equal_the_rankdata_construction_exactly(f):
+    np.testing.assert_array_equal(ng.nes_utilities(f), _nes_utilities_from_rankdata(f))
+
+
+def test_rank_shapings_keep_float32_and_higher_dimensions():
+    f = np.array([[3, 1], [1, 1], [2, 5], [3, 0]], dtype=np.float32)
+    for shaping in (ng.centered_ranks, ng.nes_utilities):
+        assert shaping(f).dtype == np.float32
+        stacked = shaping(np.stack([f, -f], axis=2))  # (n, 2, 2): each column ranked on its own
+        np.testing.assert_array_equal(stacked[:, :, 0], shaping(f))
+        np.testing.assert_array_equal(stacked[:, :, 1], shaping(-f))
