@@ -10,6 +10,7 @@ from ._base import Distribution
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .mixture import MixNormal
+from .multivariate import MultivariateNormal
 from .noise import EncodedSamples, NoiseTable
 from .normal import Normal, PairedNormal
 from .shaping import centered_ranks, nes_utilities, zscore
@@ -26,6 +27,7 @@ __all__ = [
     "Estimator",
     "Mean",
     "MixNormal",
+    "MultivariateNormal",
     "NoiseTable",
     "Normal",
     "PairedNormal",
