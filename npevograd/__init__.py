@@ -6,6 +6,7 @@ distribution, as in EvoGrad (Uber Research), without an autodiff framework.
 All objectives are maximised: gradients point uphill.
 """
 
+from . import algorithms as algorithms  # ng.algorithms.SNES, ...: numpy only at import (scipy.linalg inside XNES)
 from ._base import Distribution
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
