@@ -21,7 +21,6 @@ from _common import MuTrace, gaussian_1d_args
 from _common import interference as behaviour
 
 import npevograd as ng
-from npevograd.optim import SGD
 
 NAME = "max_ent_interference"
 
@@ -30,16 +29,16 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns final mu, the last entropy J and the history."""
     args = gaussian_1d_args(__doc__, argv, lr=0.10, bandwidth=1.0)
     rng = np.random.default_rng(args.seed)
-    p = ng.Normal(np.array([args.mu0]), sigma=args.sigma)
-    opt = SGD(p, lr=args.lr)
-    estimator = ng.Entropy(bandwidth=args.bandwidth)
+    es = ng.algorithms.EvolvabilityES(
+        np.array([args.mu0]), args.sigma, popsize=args.population, rng=rng, kind="entropy", lr=args.lr,
+        bandwidth=args.bandwidth,
+    )  # Normal(mu0, sigma), Entropy(bandwidth), SGD(lr)
     trace = MuTrace(NAME, args, "entropy J")
     for t in range(1, args.steps + 1):
-        x = p.sample(args.population, rng)
+        x = es.ask()
         b = behaviour(x[:, 0])
-        estimate = estimator(b, x, p)
-        opt.step(estimate.grad)
-        trace.record(t, p.params["mu"][0], estimate.value)
+        es.tell(b)
+        trace.record(t, es.mean[0], es.estimate.value)
     return trace.finish()
 
 

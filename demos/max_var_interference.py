@@ -20,7 +20,6 @@ from _common import MuTrace, gaussian_1d_args
 from _common import interference as behaviour
 
 import npevograd as ng
-from npevograd.optim import SGD
 
 NAME = "max_var_interference"
 
@@ -29,16 +28,15 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns final mu, the last var b(x) and the history."""
     args = gaussian_1d_args(__doc__, argv, lr=0.03)
     rng = np.random.default_rng(args.seed)
-    p = ng.Normal(np.array([args.mu0]), sigma=args.sigma)
-    opt = SGD(p, lr=args.lr)
-    estimator = ng.Variance()
+    es = ng.algorithms.EvolvabilityES(
+        np.array([args.mu0]), args.sigma, popsize=args.population, rng=rng, kind="variance", lr=args.lr
+    )  # Normal(mu0, sigma), Variance(), SGD(lr)
     trace = MuTrace(NAME, args, "var b(x)")
     for t in range(1, args.steps + 1):
-        x = p.sample(args.population, rng)
+        x = es.ask()
         b = behaviour(x[:, 0])
-        estimate = estimator(b, x, p)
-        opt.step(estimate.grad)
-        trace.record(t, p.params["mu"][0], float(b.var(ddof=1)))
+        es.tell(b)
+        trace.record(t, es.mean[0], float(b.var(ddof=1)))
     return trace.finish()
 
 
