@@ -342,3 +342,56 @@ def test_algorithms_is_an_attribute_and_import_is_light():
     code = "import sys, npevograd as ng; ng.algorithms.XNES; print('scipy.linalg' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- encoded samples, parallel.evaluate
+
+
+NOISY = {
+    "snes": lambda noise: SNES(MU, SIGMA, popsize=8, rng=3, noise=noise),
+    "openes": lambda noise: OpenES(MU, 0.1, popsize=8, rng=3, noise=noise),
+    "pgpe": lambda noise: PGPE(MU, SIGMA, popsize=8, rng=3, noise=noise),
+    "maxent": lambda noise: EvolvabilityES(MU, popsize=8, rng=3, kind="entropy", noise=noise),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOISY))
+def test_encoded_ask_and_parallel_evaluate_give_the_plain_loop(name):
+    """ask(encode=True) / parallel.evaluate + tell(f, x=samples) == ask() / tell(f): the same draws, same state."""
+    from npevograd.parallel import evaluate
+
+    table = ng.NoiseTable(10_000, seed=1, dtype=np.float64)
+    plain, encoded, evaluated = (NOISY[name](table) for _ in range(3))
+    for _ in range(3):
+        x = plain.ask()
+        plain.tell(fitness(x))
+        e = encoded.ask(encode=True)
+        assert isinstance(e, ng.EncodedSamples) and e.shape == x.shape
+        encoded.tell(fitness(encoded.distribution.decode(e)))
+        ev = evaluate(fitness, evaluated.distribution, evaluated.popsize, evaluated.rng)
+        evaluated.tell(ev.fitness, x=ev.samples)
+    for other in (encoded, evaluated):
+        np.testing.assert_allclose(other.mean, plain.mean, rtol=1e-10)
+        for k, v in plain.distribution.params.items():
+            np.testing.assert_allclose(other.distribution.params[k], v, rtol=1e-10)
+        assert other.best.fitness == pytest.approx(plain.best.fitness, rel=1e-12)
+        np.testing.assert_allclose(other.best.x, plain.best.x, rtol=1e-12)
+
+
+def test_xnes_takes_parallel_evaluate_rows():
+    from npevograd.parallel import evaluate
+
+    a, b = XNES(MU, 1.0, rng=2), XNES(MU, 1.0, rng=2)
+    x = a.ask()
+    a.tell(fitness(x))
+    ev = evaluate(fitness, b.distribution, b.popsize, b.rng)
+    b.tell(ev.fitness, x=ev.samples)
+    np.testing.assert_array_equal(b.distribution.scale_tril, a.distribution.scale_tril)
+
+
+def test_encode_and_x_errors():
+    es = XNES(MU, 1.0, rng=0)
+    with pytest.raises(ValueError, match=r"encode=True needs a noise table: build XNES\(\.\.\., noise=NoiseTable"):
+        es.ask(encode=True)
+    with pytest.raises(ValueError, match="x has 3 samples, expected popsize = 8"):
+        es.tell(np.zeros(10), x=np.zeros((3, 4)))

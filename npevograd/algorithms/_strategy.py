@@ -9,12 +9,16 @@ parameters first and writes them last, so a bad ``tell`` leaves the state as it 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import numpy as np
 
 from .._base import Distribution
 from .._checks import RNGLike, as_float_array, as_rng, check_sample_count
+from ..noise import EncodedSamples
+from ..normal import Normal
+
+Samples = Union[np.ndarray, EncodedSamples]
 
 
 class Best(NamedTuple):
@@ -50,33 +54,63 @@ class Strategy:
         self.rng = as_rng(rng)
         self.generation = 0
         self.best: Best | None = None
-        self._population: np.ndarray | None = None
+        self._population: Samples | None = None
 
     @property
     def mean(self) -> np.ndarray:
         """The search distribution's current mean (a copy)."""
         return self.distribution.params["mu"].copy()
 
-    def ask(self) -> np.ndarray:
-        """Draw the next population, shape (popsize, d); ``tell`` takes its fitness."""
+    def ask(self, encode: bool = False) -> Samples:
+        """Draw the next population, shape (popsize, d); ``tell`` takes its fitness.
+
+        With ``encode=True`` (a strategy built with ``noise=NoiseTable(...)``) the
+        population's (index, sign) encoding instead, for workers that rebuild it.
+        """
+        if encode:
+            if not isinstance(self.distribution, Normal) or self.distribution.noise is None:
+                raise ValueError(
+                    f"encode=True needs a noise table: build {type(self).__name__}(..., noise=NoiseTable(size, seed))"
+                )
+            self._population = self.distribution.sample(self.popsize, self.rng, encode=True)
+            return self._population
         self._population = self.distribution.sample(self.popsize, self.rng)
         return self._population.copy()
 
-    def tell(self, fitness: object) -> None:
+    def tell(self, fitness: object, x: object = None) -> None:
         """Update from one fitness per row of the last ``ask()`` (higher is better).
 
         ``fitness`` must have shape (popsize,) and be finite; otherwise a ValueError,
-        and nothing changes (``ask`` need not be repeated).
+        and nothing changes (``ask`` need not be repeated).  ``x``: the population the
+        fitness belongs to, when it was drawn elsewhere from this ``distribution`` (e.g.
+        ``npevograd.parallel.evaluate(f, es.distribution, es.popsize, es.rng)``'s
+        ``samples``, rows or encoded); by default the last ``ask()``'s.
         """
-        x = self._pending()
+        samples = self._pending(x)
         f = self._check_values("fitness", fitness)
-        self._update(x, f)
-        self._commit(x, f)
+        best = self._best_of(samples, f)  # decoded before the update moves mu and sigma
+        self._update(samples, f)
+        self._commit(best)
 
-    def _pending(self) -> np.ndarray:
+    def _pending(self, x: object = None) -> Samples:
+        if x is not None:
+            samples = self.distribution.check_x(x)
+            if samples.shape[0] != self.popsize:
+                raise ValueError(f"x has {samples.shape[0]} samples, expected popsize = {self.popsize}")
+            return samples
         if self._population is None:
             raise ValueError(f"{type(self).__name__}.tell() needs a population: call ask() first")
         return self._population
+
+    def _best_of(self, x: Samples, f: np.ndarray) -> Best:
+        i = int(np.argmax(f))
+        if isinstance(x, EncodedSamples):
+            if not isinstance(self.distribution, Normal):
+                raise TypeError(f"{type(self).__name__} takes sample rows, not encoded samples")
+            row = self.distribution.decode(x)[i]
+        else:
+            row = np.array(x[i])
+        return Best(row, float(f[i]))
 
     def _check_values(self, name: str, values: object, allow_columns: bool = False) -> np.ndarray:
         arr = as_float_array(name, values)
@@ -89,15 +123,14 @@ class Strategy:
             )
         return arr
 
-    def _commit(self, x: np.ndarray, f: np.ndarray) -> None:
+    def _commit(self, best: Best) -> None:
         """After a successful update: remember the best sample, close the generation."""
-        i = int(np.argmax(f))
-        if self.best is None or f[i] > self.best.fitness:
-            self.best = Best(x[i].copy(), float(f[i]))
+        if self.best is None or best.fitness > self.best.fitness:
+            self.best = best
         self._population = None
         self.generation += 1
 
-    def _update(self, x: np.ndarray, f: np.ndarray) -> None:
+    def _update(self, x: Samples, f: np.ndarray) -> None:
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from .._checks import RNGLike
 from ..estimators import Entropy, Estimate, Variance
+from ..noise import NoiseTable
 from ..normal import Normal
 from ..optim import SGD
 from ._strategy import Best, Strategy
@@ -47,19 +48,20 @@ class EvolvabilityES(Strategy):
         kind: str = "variance",
         lr: float | None = None,
         bandwidth: float = 1.0,
+        noise: NoiseTable | None = None,
     ) -> None:
         if kind not in DEFAULT_LR:
             raise ValueError(f"kind must be 'variance' or 'entropy', got {kind!r}")
-        p = Normal(mu, sigma)
+        p = Normal(mu, sigma, noise=noise)
         super().__init__(p, popsize, rng)
         self.kind = kind
         self.estimator = Variance() if kind == "variance" else Entropy(bandwidth=bandwidth)
         self.optimizer = SGD(p, lr=DEFAULT_LR[kind] if lr is None else lr)
         self.estimate: Estimate | None = None
 
-    def tell(self, behaviours: object) -> None:  # type: ignore[override]
-        """Ascend the variance or entropy of ``behaviours`` (shape (popsize,) or (popsize, k))."""
-        x = self._pending()
+    def tell(self, behaviours: object, x: object = None) -> None:  # type: ignore[override]
+        """Ascend the variance or entropy of ``behaviours`` (shape (popsize,) or (popsize, k)); ``x`` as in Strategy."""
+        x = self._pending(x)
         b = self._check_values("behaviours", behaviours, allow_columns=True)
         mu_before = self.mean
         estimate = self.estimator(b, x, self.distribution)  # raises (state untouched) on constant behaviours

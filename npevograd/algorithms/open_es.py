@@ -28,10 +28,11 @@ import numpy as np
 
 from .._checks import RNGLike
 from ..estimators import Mean
+from ..noise import NoiseTable
 from ..normal import PairedNormal
 from ..optim import Adam
 from ..shaping import centered_ranks
-from ._strategy import Strategy, default_popsize
+from ._strategy import Samples, Strategy, default_popsize
 
 
 class OpenES(Strategy):
@@ -49,8 +50,9 @@ class OpenES(Strategy):
         weight_decay: float = 0.005,
         beta1: float = 0.9,
         beta2: float = 0.999,
+        noise: NoiseTable | None = None,
     ) -> None:
-        p = PairedNormal(mu, sigma)
+        p = PairedNormal(mu, sigma, noise=noise)
         if popsize is None:
             popsize = default_popsize(p.dim) + default_popsize(p.dim) % 2
         super().__init__(p, popsize, rng)
@@ -59,6 +61,6 @@ class OpenES(Strategy):
         self.estimator = Mean(shaping=centered_ranks)
         self.optimizer = Adam(p, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay)
 
-    def _update(self, x: np.ndarray, f: np.ndarray) -> None:
+    def _update(self, x: Samples, f: np.ndarray) -> None:
         grad = self.estimator(f, x, self.distribution).grad  # g = (1/(n sigma)) sum_i F_i eps_i
         self.optimizer.step(grad)  # Adam on g - weight_decay * mu

@@ -38,9 +38,10 @@ import numpy as np
 
 from .._checks import RNGLike
 from ..estimators import Mean
+from ..noise import NoiseTable
 from ..normal import PairedNormal
 from ..shaping import centered_ranks
-from ._strategy import Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, positive
 from .snes import diagonal_sigma
 
 
@@ -83,8 +84,9 @@ class PGPE(Strategy):
         max_speed: float | None = None,
         momentum: float = 0.9,
         sigma_max_change: float = 0.2,
+        noise: NoiseTable | None = None,
     ) -> None:
-        p = PairedNormal(mu, diagonal_sigma(mu, sigma), learn_sigma=True)
+        p = PairedNormal(mu, diagonal_sigma(mu, sigma), learn_sigma=True, noise=noise)
         if popsize is None:
             popsize = default_popsize(p.dim) + default_popsize(p.dim) % 2
         super().__init__(p, popsize, rng)
@@ -105,7 +107,7 @@ class PGPE(Strategy):
     def sigma(self) -> np.ndarray:
         return self.distribution.params["sigma"].copy()
 
-    def _update(self, x: np.ndarray, f: np.ndarray) -> None:
+    def _update(self, x: Samples, f: np.ndarray) -> None:
         p = self.distribution
         mu, sigma = p.params["mu"], p.params["sigma"]
         grad = self.estimator(f, x, p).grad

@@ -30,9 +30,10 @@ import numpy as np
 
 from .._checks import RNGLike, as_float_array
 from ..estimators import Mean
+from ..noise import NoiseTable
 from ..normal import Normal
 from ..shaping import nes_utilities
-from ._strategy import Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, positive
 
 
 def diagonal_sigma(mu: object, sigma: object) -> np.ndarray:
@@ -57,8 +58,9 @@ class SNES(Strategy):
         rng: RNGLike = None,
         lr_mu: float = 1.0,
         lr_sigma: float | None = None,
+        noise: NoiseTable | None = None,
     ) -> None:
-        p = Normal(mu, diagonal_sigma(mu, sigma), learn_sigma=True)
+        p = Normal(mu, diagonal_sigma(mu, sigma), learn_sigma=True, noise=noise)
         d = p.dim
         super().__init__(p, default_popsize(d) if popsize is None else popsize, rng)
         self.lr_mu = positive("lr_mu", lr_mu)
@@ -69,7 +71,7 @@ class SNES(Strategy):
     def sigma(self) -> np.ndarray:
         return self.distribution.params["sigma"].copy()
 
-    def _update(self, x: np.ndarray, f: np.ndarray) -> None:
+    def _update(self, x: Samples, f: np.ndarray) -> None:
         p, n = self.distribution, self.popsize
         natural = p.natural_gradient(self.estimator(f, x, p).grad)
         mu, sigma = p.params["mu"], p.params["sigma"]

@@ -42,7 +42,7 @@ from .._checks import RNGLike, as_float_array
 from ..estimators import Mean
 from ..multivariate import MultivariateNormal
 from ..shaping import nes_utilities
-from ._strategy import Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, positive
 
 
 def initial_factor(mu: object, sigma: object) -> np.ndarray:
@@ -95,7 +95,7 @@ class XNES(Strategy):
         """The step size sigma = det(A)^(1/d) (geometric mean of L's diagonal)."""
         return float(np.exp(np.mean(np.log(np.diagonal(self.distribution.scale_tril)))))
 
-    def _update(self, x: np.ndarray, f: np.ndarray) -> None:
+    def _update(self, x: Samples, f: np.ndarray) -> None:
         p, n, d = self.distribution, self.popsize, self.distribution.dim
         A = p.scale_tril
         u = n * self.estimator(f, x, p).weights  # NES utilities u_k
