@@ -11,7 +11,9 @@ kernel-density entropy and its weights (outer and nested KDE terms) are
 
 and mu ends near 7.85, the envelope's peak.  The reported objective is the
 entropy estimate J.  (EvoGrad's script prints mu under the word 'entropy'; here
-mu and J are labelled.)  Run ``python demos/max_ent_interference.py --help``.
+mu and J are labelled.)  The loop is ``ng.algorithms.EvolvabilityES(kind="entropy")``: Normal(mu, sigma),
+the estimator and SGD(lr), the same draws and steps as writing them out.
+Run ``python demos/max_ent_interference.py --help``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ Samples whose behaviour is far from the mean pull mu towards them, so mu climbs
 to the envelope's peak 5 sin(0.2 x) = 5 at x = 2.5 pi = 7.85 (EvoGrad over 5
 seeds: 7.74 to 7.90).  The reported objective is the raw behaviour variance
 var(b), which is what the update increases (the z-scored value is always
-(n - 1)/n).  Run ``python demos/max_var_interference.py --help``.
+(n - 1)/n).  The loop is ``ng.algorithms.EvolvabilityES(kind="variance")``: Normal(mu, sigma),
+the estimator and SGD(lr), the same draws and steps as writing them out.
+Run ``python demos/max_var_interference.py --help``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ Updates: :math:`\mu \leftarrow \mu + \alpha_\mu g_\mu` (``optimizer="sgd"``) or 
 and :math:`\sigma \leftarrow \sigma + \alpha_\sigma g_\sigma`, each coordinate's change
 clipped to ``sigma_max_change`` times its sigma (Toklu et al. 2020, section 4).
 
-Defaults: alpha_mu = 0.2, alpha_sigma = 0.1 (Sehnke et al. 2010, section 3);
+Defaults: alpha_mu = 0.2, alpha_sigma = 0.1 (the step sizes of Sehnke et al. 2010's experiments);
 sigma_max_change = 0.2, ClipUp beta = 0.9 and v_max = 2 alpha_mu (Toklu et al.
 2020); fitness shaped by centered ranks (Toklu et al. 2020) in place of the
 paper's max-reward normalisation.  popsize 4 + floor(3 ln d), rounded up to even.

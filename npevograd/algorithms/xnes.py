@@ -25,8 +25,8 @@ the whitened samples are :math:`Q^\top z`, :math:`G_M` becomes :math:`Q^\top G_M
 both the mean step and :math:`A e^{G} A^\top` come out the same.
 
 ``separable=True`` keeps only the diagonal of G_B (no rotation is learnt): with a
-diagonal factor and eta_sigma = eta_B this is exactly SNES (Schaul et al. 2011,
-section 3: SNES is xNES restricted to diagonal covariances).
+diagonal factor and eta_sigma = eta_B this is exactly SNES (Schaul et al. 2011:
+SNES is xNES restricted to diagonal covariances).
 
 Defaults (the paper's): popsize n = 4 + floor(3 ln d), eta_mu = 1,
 eta_sigma = eta_B = 3 (3 + ln d) / (5 d sqrt d).
