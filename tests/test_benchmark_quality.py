@@ -1,4 +1,4 @@
-"""benchmarks/quality.py --quick, npevograd only: it runs, writes its JSON and table, and XNES beats SNES on the ellipsoid."""
+"""benchmarks/quality.py --quick, npevograd only: it runs, writes JSON and table, XNES beats SNES on the ellipsoid."""
 
 from __future__ import annotations
 
