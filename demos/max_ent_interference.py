@@ -11,7 +11,9 @@ kernel-density entropy and its weights (outer and nested KDE terms) are
 
 and mu ends near 7.85, the envelope's peak.  The reported objective is the
 entropy estimate J.  (EvoGrad's script prints mu under the word 'entropy'; here
-mu and J are labelled.)  Run ``python demos/max_ent_interference.py --help``.
+mu and J are labelled.)  The loop is ``ng.algorithms.EvolvabilityES(kind="entropy")``: Normal(mu, sigma),
+the estimator and SGD(lr), the same draws and steps as writing them out.
+Run ``python demos/max_ent_interference.py --help``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from _common import MuTrace, gaussian_1d_args
 from _common import interference as behaviour
 
 import npevograd as ng
-from npevograd.optim import SGD
 
 NAME = "max_ent_interference"
 
@@ -30,16 +31,16 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns final mu, the last entropy J and the history."""
     args = gaussian_1d_args(__doc__, argv, lr=0.10, bandwidth=1.0)
     rng = np.random.default_rng(args.seed)
-    p = ng.Normal(np.array([args.mu0]), sigma=args.sigma)
-    opt = SGD(p, lr=args.lr)
-    estimator = ng.Entropy(bandwidth=args.bandwidth)
+    es = ng.algorithms.EvolvabilityES(
+        np.array([args.mu0]), args.sigma, popsize=args.population, rng=rng, kind="entropy", lr=args.lr,
+        bandwidth=args.bandwidth,
+    )  # Normal(mu0, sigma), Entropy(bandwidth), SGD(lr)
     trace = MuTrace(NAME, args, "entropy J")
     for t in range(1, args.steps + 1):
-        x = p.sample(args.population, rng)
+        x = es.ask()
         b = behaviour(x[:, 0])
-        estimate = estimator(b, x, p)
-        opt.step(estimate.grad)
-        trace.record(t, p.params["mu"][0], estimate.value)
+        es.tell(b)
+        trace.record(t, es.mean[0], es.estimate.value)
     return trace.finish()
 
 

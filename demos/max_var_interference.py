@@ -10,7 +10,9 @@ Samples whose behaviour is far from the mean pull mu towards them, so mu climbs
 to the envelope's peak 5 sin(0.2 x) = 5 at x = 2.5 pi = 7.85 (EvoGrad over 5
 seeds: 7.74 to 7.90).  The reported objective is the raw behaviour variance
 var(b), which is what the update increases (the z-scored value is always
-(n - 1)/n).  Run ``python demos/max_var_interference.py --help``.
+(n - 1)/n).  The loop is ``ng.algorithms.EvolvabilityES(kind="variance")``: Normal(mu, sigma),
+the estimator and SGD(lr), the same draws and steps as writing them out.
+Run ``python demos/max_var_interference.py --help``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from _common import MuTrace, gaussian_1d_args
 from _common import interference as behaviour
 
 import npevograd as ng
-from npevograd.optim import SGD
 
 NAME = "max_var_interference"
 
@@ -29,16 +30,15 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns final mu, the last var b(x) and the history."""
     args = gaussian_1d_args(__doc__, argv, lr=0.03)
     rng = np.random.default_rng(args.seed)
-    p = ng.Normal(np.array([args.mu0]), sigma=args.sigma)
-    opt = SGD(p, lr=args.lr)
-    estimator = ng.Variance()
+    es = ng.algorithms.EvolvabilityES(
+        np.array([args.mu0]), args.sigma, popsize=args.population, rng=rng, kind="variance", lr=args.lr
+    )  # Normal(mu0, sigma), Variance(), SGD(lr)
     trace = MuTrace(NAME, args, "var b(x)")
     for t in range(1, args.steps + 1):
-        x = p.sample(args.population, rng)
+        x = es.ask()
         b = behaviour(x[:, 0])
-        estimate = estimator(b, x, p)
-        opt.step(estimate.grad)
-        trace.record(t, p.params["mu"][0], float(b.var(ddof=1)))
+        es.tell(b)
+        trace.record(t, es.mean[0], float(b.var(ddof=1)))
     return trace.finish()
 
 

@@ -1,9 +1,10 @@
 """SNES on 10-D Rastrigin: a learned diagonal sigma adapts while mu finds the global optimum.
 
-Separable NES (Schaul, Glasmachers and Schmidhuber 2011) written with
-npevograd: a diagonal Gaussian N(mu, diag(sigma^2)) with ``learn_sigma=True``,
-NES rank utilities u_i (``ng.nes_utilities``) and the closed-form natural
-gradient.  ``ng.Mean`` weights sample i by u_i / n, so with z_i = (x_i - mu) / sigma
+Separable NES (Schaul, Glasmachers and Schmidhuber 2011) as ``ng.algorithms.SNES``:
+a diagonal Gaussian N(mu, diag(sigma^2)) with ``learn_sigma=True``, NES rank
+utilities u_i (``ng.nes_utilities``) and the closed-form natural gradient
+(``npevograd/algorithms/snes.py`` is those three lines).  ``ng.Mean`` weights
+sample i by u_i / n, so with z_i = (x_i - mu) / sigma
 
     natural_gradient: mu:    sigma^2 * sum_i (u_i/n) z_i / sigma   = (sigma/n) sum_i u_i z_i
                       sigma: sigma^2/2 * sum_i (u_i/n) (z_i^2 - 1) / sigma
@@ -55,22 +56,18 @@ def main(argv: list[str] | None = None) -> dict:
     """Run SNES; returns f(mu), the history of mu, f and sigma."""
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    d, n = args.dim, args.population
-    p = ng.Normal(rng.uniform(-5, 5, d), sigma=np.full(d, args.sigma0), learn_sigma=True)
-    estimator = ng.Mean(shaping=ng.nes_utilities)
-    eta_mu, eta_sigma = 1.0, (3 + np.log(d)) / (5 * np.sqrt(d))
-    f_mu, mean_f, sigmas = [float(rastrigin(p.params["mu"][None])[0])], [], [p.params["sigma"].copy()]
+    d = args.dim
+    es = ng.algorithms.SNES(rng.uniform(-5, 5, d), np.full(d, args.sigma0), popsize=args.population, rng=rng)
+    f_mu, mean_f, sigmas = [float(rastrigin(es.mean[None])[0])], [], [es.sigma]
     run = Run(NAME, args)
     for t in range(1, args.steps + 1):
-        x = p.sample(n, rng)
+        x = es.ask()
         f = rastrigin(x)
-        natural = p.natural_gradient(estimator(f, x, p).grad)
-        mu, sigma = p.params["mu"], p.params["sigma"]
-        mu += eta_mu * n * natural["mu"]
-        sigma *= np.exp(eta_sigma * n * natural["sigma"] / sigma)
-        f_mu.append(float(rastrigin(mu[None])[0]))
+        es.tell(f)  # mu <- mu + eta_mu n nat_mu;  sigma <- sigma exp(eta_sigma n nat_sigma / sigma)
+        f_mu.append(float(rastrigin(es.mean[None])[0]))
         mean_f.append(float(f.mean()))
-        sigmas.append(sigma.copy())
+        sigmas.append(es.sigma)
+        sigma = sigmas[-1]
         run.progress(
             t,
             f"f(mu) {f_mu[-1]:9.4f}  mean f(x) {mean_f[-1]:10.4f}  sigma in [{sigma.min():.2e}, {sigma.max():.2e}]",
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         objective=mean_f[-1],
         objective_label="mean f(x)",
         history={"f_mu": np.array(f_mu), "objective": np.array(mean_f), "sigma": np.array(sigmas)},
-        mu=p.params["mu"].copy(),
+        mu=es.mean,
     )
 
 

@@ -6,10 +6,12 @@ distribution, as in EvoGrad (Uber Research), without an autodiff framework.
 All objectives are maximised: gradients point uphill.
 """
 
+from . import algorithms as algorithms  # ng.algorithms.SNES, ...: numpy only at import (scipy.linalg inside XNES)
 from ._base import Distribution
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .mixture import MixNormal
+from .multivariate import MultivariateNormal
 from .noise import EncodedSamples, NoiseTable
 from .normal import Normal, PairedNormal
 from .reuse import ReuseBuffer
@@ -28,6 +30,7 @@ __all__ = [
     "Estimator",
     "Mean",
     "MixNormal",
+    "MultivariateNormal",
     "NoiseTable",
     "Normal",
     "PairedNormal",

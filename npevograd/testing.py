@@ -62,6 +62,7 @@ from ._weights_check import assert_weights_close
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .mixture import MixNormal
+from .multivariate import MultivariateNormal
 from .normal import Normal
 
 __all__ = [
@@ -131,6 +132,8 @@ def torch_distribution(p: Distribution, params: dict | None = None) -> Any:
       Independent(Normal(mus, sigma), 1))``, :math:`p(x) = \frac1K \sum_k N(x; \mu_k, \sigma^2 I)`.
     - ``Bernoulli``: ``Independent(Bernoulli(logits=logits), 1)``.
     - ``Categorical``: ``Independent(Categorical(logits=logits), 1)``, logits (d, m).
+    - ``MultivariateNormal``: ``MultivariateNormal(mu, scale_tril=tril(L))``; the ``tril``
+      makes the gradient above the diagonal exactly zero, as npevograd's.
 
     A distribution of your own: pass ``distribution=`` to the functions of this module,
     a callable ``params -> torch.distributions.Distribution`` over the same event.
@@ -157,6 +160,9 @@ def torch_distribution(p: Distribution, params: dict | None = None) -> Any:
         return dist.Independent(dist.Bernoulli(logits=params["logits"]), 1)
     if isinstance(p, Categorical):
         return dist.Independent(dist.Categorical(logits=params["logits"]), 1)
+    if isinstance(p, MultivariateNormal):
+        scale = params["scale_tril"] if p.learn_scale else const(p.scale_tril)
+        return dist.MultivariateNormal(params["mu"], scale_tril=torch.tril(scale))
     raise TypeError(
         f"no torch.distributions equivalent is known for {type(p).__name__}; pass "
         "distribution=callable(params) returning a torch.distributions.Distribution, "

@@ -25,6 +25,14 @@ EXAMPLES: dict[str, Callable[[type], ng.Distribution]] = {
     "mix-normal": lambda dt: ng.MixNormal(np.array([[0.0, 0.0], [1.0, 0.5], [-1.0, 2.0]], dtype=dt), 0.8),
     "bernoulli": lambda dt: ng.Bernoulli(np.array([-1.0, 0.0, 0.5, 2.0, -3.0], dtype=dt)),
     "categorical": lambda dt: ng.Categorical(np.array([[0.0, 1.0, -1.0], [2.0, 0.5, 0.0]], dtype=dt)),
+    "mvn": lambda dt: ng.MultivariateNormal(
+        np.array([0.5, -1.0], dtype=dt), np.array([[1.2, 0.0], [-0.7, 0.4]])
+    ),
+    "mvn-learn": lambda dt: ng.MultivariateNormal(
+        np.array([0.5, -1.0, 2.0], dtype=dt),
+        np.array([[1.2, 0.0, 0.0], [-0.7, 0.4, 0.0], [0.3, 0.9, 2.0]]),
+        learn_scale=True,
+    ),
 }
 
 

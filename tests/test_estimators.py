@@ -219,4 +219,4 @@ def test_errors(call, error, message):
 
 def test_registry_covers_every_distribution():
     kinds = {type(EXAMPLES[k](np.float64)) for k in EXAMPLES}
-    assert kinds == {ng.Normal, ng.PairedNormal, ng.MixNormal, ng.Bernoulli, ng.Categorical}
+    assert kinds == {ng.Normal, ng.PairedNormal, ng.MixNormal, ng.Bernoulli, ng.Categorical, ng.MultivariateNormal}

@@ -1,0 +1,23 @@
+"""Ask/tell evolution strategies, each a short composition of a distribution, an estimator and an update.
+
+All maximise::
+
+    es = ng.algorithms.SNES(mu, sigma)
+    for _ in range(100):
+        x = es.ask()            # (popsize, d)
+        es.tell(f(x))           # one fitness per row, higher is better
+    es.mean, es.best
+
+``OpenES`` (Salimans et al. 2017), ``SNES`` (Schaul et al. 2011), ``XNES``
+(Glasmachers et al. 2010), ``PGPE`` (Sehnke et al. 2010, ClipUp optional) and
+``EvolvabilityES`` (Gajewski et al. 2019, MaxVar and MaxEnt).
+"""
+
+from ._strategy import Best, Strategy
+from .evolvability import EvolvabilityES
+from .open_es import OpenES
+from .pgpe import PGPE, ClipUp
+from .snes import SNES
+from .xnes import XNES
+
+__all__ = ["PGPE", "SNES", "XNES", "Best", "ClipUp", "EvolvabilityES", "OpenES", "Strategy"]

@@ -1,0 +1,73 @@
+r"""Evolvability ES: MaxVar and MaxEnt (Gajewski, Clune, Stanley and Lehman 2019).
+
+"Evolvability ES: scalable and direct optimization of evolvability", GECCO 2019,
+section 3; the loop of EvoGrad's ``max_var_interference.py`` and
+``max_ent_interference.py`` demos.
+
+Distribution: ``Normal(mu, sigma)`` with a fixed sigma.  Estimator: ``Variance()``
+(``kind="variance"``, MaxVar) or ``Entropy(bandwidth)`` (``kind="entropy"``, MaxEnt)
+of the z-scored behaviours b_i (shape (n,) or (n, k)):
+
+.. math::
+
+    \text{MaxVar: } J = \frac1n \sum_i \|z_i\|^2 r_i, \qquad
+    \text{MaxEnt: } J = \frac1n \sum_j -\log\Big(\frac1n\sum_i K_{ij} r_i\Big) r_j
+
+Update: plain gradient ascent ``SGD(lr)``: :math:`\mu \leftarrow \mu + \eta \nabla_\mu J`.
+``tell(behaviours)`` takes the behaviours, not a fitness; ``estimate`` is the last
+``Estimate`` (value J, gradient, weights), and ``best`` is the mean whose
+population had the highest J, with that J.
+
+Defaults (EvoGrad's demo settings): sigma = 0.5, popsize = 500, lr = 0.03 for
+MaxVar and 0.1 for MaxEnt, bandwidth h = 1.
+"""
+
+from __future__ import annotations
+
+from .._checks import RNGLike
+from ..estimators import Entropy, Estimate, Variance
+from ..noise import NoiseTable
+from ..normal import Normal
+from ..optim import SGD
+from ._strategy import Best, Strategy
+
+DEFAULT_LR = {"variance": 0.03, "entropy": 0.1}
+
+
+class EvolvabilityES(Strategy):
+    """MaxVar / MaxEnt: ``es = EvolvabilityES(mu, kind="entropy")``; ``x = es.ask()``; ``es.tell(b)``."""
+
+    distribution: Normal
+
+    def __init__(
+        self,
+        mu: object,
+        sigma: object = 0.5,
+        popsize: int = 500,
+        rng: RNGLike = None,
+        kind: str = "variance",
+        lr: float | None = None,
+        bandwidth: float = 1.0,
+        noise: NoiseTable | None = None,
+    ) -> None:
+        if kind not in DEFAULT_LR:
+            raise ValueError(f"kind must be 'variance' or 'entropy', got {kind!r}")
+        p = Normal(mu, sigma, noise=noise)
+        super().__init__(p, popsize, rng)
+        self.kind = kind
+        self.estimator = Variance() if kind == "variance" else Entropy(bandwidth=bandwidth)
+        self.optimizer = SGD(p, lr=DEFAULT_LR[kind] if lr is None else lr)
+        self.estimate: Estimate | None = None
+
+    def tell(self, behaviours: object, x: object = None) -> None:  # type: ignore[override]
+        """Ascend the variance or entropy of ``behaviours`` (shape (popsize,) or (popsize, k)); ``x`` as in Strategy."""
+        x = self._pending(x)
+        b = self._check_values("behaviours", behaviours, allow_columns=True)
+        mu_before = self.mean
+        estimate = self.estimator(b, x, self.distribution)  # raises (state untouched) on constant behaviours
+        self.optimizer.step(estimate.grad)  # mu <- mu + lr grad_mu J
+        self.estimate = estimate
+        if self.best is None or float(estimate.value) > self.best.fitness:
+            self.best = Best(mu_before, float(estimate.value))
+        self._population = None
+        self.generation += 1

@@ -1,0 +1,80 @@
+r"""SNES: separable natural evolution strategy (Schaul, Glasmachers and Schmidhuber 2011).
+
+"High dimensions and heavy tails for natural evolution strategies", GECCO 2011,
+Algorithm 1; also Wierstra et al. 2014, JMLR 15, section 5.2.
+
+Distribution: ``Normal(mu, sigma (d,), learn_sigma=True)``, x_k = mu + sigma * z_k.
+Estimator: ``Mean(shaping=nes_utilities)``, weights u_k / n with the NES rank
+utilities u_k (summing to zero).  Update: the closed-form natural gradient,
+with an exponential step for sigma so that it stays positive:
+
+.. math::
+
+    \nabla_\mu = \sum_k u_k z_k, \qquad \nabla_\sigma = \sum_k u_k (z_k^2 - 1)
+
+    \mu \leftarrow \mu + \eta_\mu\, \sigma \odot \nabla_\mu, \qquad
+    \sigma \leftarrow \sigma \odot \exp\big(\tfrac{\eta_\sigma}{2} \nabla_\sigma\big)
+
+which is ``n * natural_gradient(Mean(...).grad)``: natural mu = sigma sum_k (u_k/n) z_k,
+natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).
+
+Defaults (the paper's): popsize n = 4 + floor(3 ln d), eta_mu = 1,
+eta_sigma = (3 + ln d) / (5 sqrt d).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._checks import RNGLike, as_float_array
+from ..estimators import Mean
+from ..noise import NoiseTable
+from ..normal import Normal
+from ..shaping import nes_utilities
+from ._strategy import Samples, Strategy, default_popsize, positive
+
+
+def diagonal_sigma(mu: object, sigma: object) -> np.ndarray:
+    """sigma as a (d,) array: a scalar repeated d times (d from mu, validated by the distribution)."""
+    sigma_arr = as_float_array("sigma", sigma)
+    shape = as_float_array("mu", mu).shape
+    if sigma_arr.ndim == 0 and len(shape) == 1:
+        return np.full(shape, sigma_arr)
+    return sigma_arr
+
+
+class SNES(Strategy):
+    """Separable NES: ``es = SNES(mu, sigma)``; ``x = es.ask()``; ``es.tell(fitness)`` (maximised)."""
+
+    distribution: Normal
+
+    def __init__(
+        self,
+        mu: object,
+        sigma: object = 1.0,
+        popsize: int | None = None,
+        rng: RNGLike = None,
+        lr_mu: float = 1.0,
+        lr_sigma: float | None = None,
+        noise: NoiseTable | None = None,
+    ) -> None:
+        p = Normal(mu, diagonal_sigma(mu, sigma), learn_sigma=True, noise=noise)
+        d = p.dim
+        super().__init__(p, default_popsize(d) if popsize is None else popsize, rng)
+        self.lr_mu = positive("lr_mu", lr_mu)
+        self.lr_sigma = positive("lr_sigma", (3 + math.log(d)) / (5 * math.sqrt(d)) if lr_sigma is None else lr_sigma)
+        self.estimator = Mean(shaping=nes_utilities)
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return self.distribution.params["sigma"].copy()
+
+    def _update(self, x: Samples, f: np.ndarray) -> None:
+        p, n = self.distribution, self.popsize
+        natural = p.natural_gradient(self.estimator(f, x, p).grad)
+        mu, sigma = p.params["mu"], p.params["sigma"]
+        new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
+        new_sigma = sigma * np.exp(self.lr_sigma * n * natural["sigma"] / sigma)  # exp(eta/2 sum_k u_k (z^2 - 1))
+        mu[...], sigma[...] = new_mu, new_sigma

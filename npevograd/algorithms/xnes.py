@@ -1,0 +1,117 @@
+r"""xNES: exponential natural evolution strategy (Glasmachers, Schaul, Sun, Wierstra and Schmidhuber 2010).
+
+"Exponential natural evolution strategies", GECCO 2010, Algorithm 1; also
+Wierstra et al. 2014, JMLR 15, section 4.
+
+Distribution: ``MultivariateNormal(mu, L, learn_scale=True)``, x_k = mu + A z_k with A = sigma B,
+det B = 1.  Estimator: ``Mean(shaping=nes_utilities)`` (its weights times n are the
+NES utilities u_k).  Update: the natural gradient in local coordinates
+:math:`\mu = \mu_0 + A\delta`, :math:`A = A_0 \exp(M/2)`, M symmetric, where the
+Fisher information is the identity, followed by the exponential map:
+
+.. math::
+
+    G_\delta = \sum_k u_k z_k, \qquad G_M = \sum_k u_k (z_k z_k^\top - I)
+
+    G_\sigma = \operatorname{tr}(G_M)/d, \qquad G_B = G_M - G_\sigma I
+
+    \mu \leftarrow \mu + \eta_\mu A G_\delta, \qquad
+    A \leftarrow A\, e^{\eta_\sigma G_\sigma / 2} \operatorname{expm}\big(\tfrac{\eta_B}{2} G_B\big)
+
+(``scipy.linalg.expm``).  The updated A is full; npevograd's distribution keeps the
+lower-triangular factor L of the same covariance :math:`A A^\top` (from a QR
+decomposition of :math:`A^\top`).  That changes nothing: with L = A Q, Q orthogonal,
+the whitened samples are :math:`Q^\top z`, :math:`G_M` becomes :math:`Q^\top G_M Q`, and
+both the mean step and :math:`A e^{G} A^\top` come out the same.
+
+``separable=True`` keeps only the diagonal of G_B (no rotation is learnt): with a
+diagonal factor and eta_sigma = eta_B this is exactly SNES (Schaul et al. 2011:
+SNES is xNES restricted to diagonal covariances).
+
+Defaults (the paper's): popsize n = 4 + floor(3 ln d), eta_mu = 1,
+eta_sigma = eta_B = 3 (3 + ln d) / (5 d sqrt d).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._checks import RNGLike, as_float_array
+from ..estimators import Mean
+from ..multivariate import MultivariateNormal
+from ..shaping import nes_utilities
+from ._strategy import Samples, Strategy, default_popsize, positive
+
+
+def initial_factor(mu: object, sigma: object) -> np.ndarray:
+    """sigma as a lower-triangular (d, d) factor: a scalar (sigma I), a (d,) diagonal, or the factor itself."""
+    sigma_arr = as_float_array("sigma", sigma)
+    shape = as_float_array("mu", mu).shape
+    if len(shape) == 1 and sigma_arr.shape in ((), shape):
+        return np.diag(np.broadcast_to(sigma_arr, shape)).astype(sigma_arr.dtype)
+    return sigma_arr  # (d, d): validated by MultivariateNormal
+
+
+def lower_factor(a: np.ndarray) -> np.ndarray:
+    """The lower-triangular L with a positive diagonal and L L^T = A A^T (QR of A^T)."""
+    q, r = np.linalg.qr(a.T)  # A^T = Q R, so A = R^T Q^T and A A^T = R^T R
+    signs = np.where(np.diagonal(r) < 0, -1.0, 1.0)
+    return r.T * signs  # flipping column signs of R^T keeps R^T R and makes the diagonal positive
+
+
+class XNES(Strategy):
+    """Exponential NES: ``es = XNES(mu, sigma)``; ``x = es.ask()``; ``es.tell(fitness)`` (maximised).
+
+    ``sigma``: a scalar, a (d,) diagonal, or a (d, d) lower-triangular initial factor.
+    """
+
+    distribution: MultivariateNormal
+
+    def __init__(
+        self,
+        mu: object,
+        sigma: object = 1.0,
+        popsize: int | None = None,
+        rng: RNGLike = None,
+        lr_mu: float = 1.0,
+        lr_sigma: float | None = None,
+        lr_B: float | None = None,
+        separable: bool = False,
+    ) -> None:
+        p = MultivariateNormal(mu, initial_factor(mu, sigma), learn_scale=True)
+        d = p.dim
+        super().__init__(p, default_popsize(d) if popsize is None else popsize, rng)
+        default_lr = 3 * (3 + math.log(d)) / (5 * d * math.sqrt(d))
+        self.lr_mu = positive("lr_mu", lr_mu)
+        self.lr_sigma = positive("lr_sigma", default_lr if lr_sigma is None else lr_sigma)
+        self.lr_B = positive("lr_B", default_lr if lr_B is None else lr_B)
+        self.separable = bool(separable)
+        self.estimator = Mean(shaping=nes_utilities)
+
+    @property
+    def sigma(self) -> float:
+        """The step size sigma = det(A)^(1/d) (geometric mean of L's diagonal)."""
+        return float(np.exp(np.mean(np.log(np.diagonal(self.distribution.scale_tril)))))
+
+    def _update(self, x: Samples, f: np.ndarray) -> None:
+        p, n, d = self.distribution, self.popsize, self.distribution.dim
+        A = p.scale_tril
+        u = n * self.estimator(f, x, p).weights  # NES utilities u_k
+        z = p.whiten(x)  # z_k = A^{-1} (x_k - mu)
+        g_delta = u @ z
+        g_m = (z * u[:, None]).T @ z - u.sum() * np.eye(d)
+        g_sigma = np.trace(g_m) / d
+        g_b = g_m - g_sigma * np.eye(d)
+        new_mu = p.mu + self.lr_mu * (A @ g_delta)
+        if self.separable:
+            new_a = A * np.exp(0.5 * self.lr_sigma * g_sigma + 0.5 * self.lr_B * np.diagonal(g_b))
+        else:
+            from scipy.linalg import expm  # scipy.linalg is slow to import: only when updating
+
+            new_a = lower_factor(A * math.exp(0.5 * self.lr_sigma * g_sigma) @ expm(0.5 * self.lr_B * g_b))
+        if not np.all(np.isfinite(new_a)) or not np.all(np.diagonal(new_a) > 0):
+            raise ValueError("XNES: the updated factor is not finite; rescale the fitness or lower lr_sigma, lr_B")
+        p.params["mu"][...] = new_mu
+        p.params["scale_tril"][...] = new_a
