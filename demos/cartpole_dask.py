@@ -6,7 +6,8 @@ obs @ w > 0), trained with the same estimator and step,
     grad_mu = (1/n) sum_i z_i (w_i - mu) / sigma^2,    mu <- mu + lr * grad_mu
 
 (z = z-scored returns), but each generation's policies are evaluated on a Dask
-cluster through ``npevograd.parallel.evaluate``.  The policies come from a
+cluster through ``npevograd.parallel.evaluate``, each task's episodes stepped
+together in Gymnasium's vector CartPole (``_cartpole.py``).  The policies come from a
 shared noise table (EvoGrad's: ``NoiseTable.evograd()``), so each task carries
 mu, sigma and a batch of (index, sign) pairs, and brings back only returns.
 
@@ -23,10 +24,11 @@ import functools
 import time
 from contextlib import ExitStack
 
+import _cartpole
 import numpy as np
+from _cartpole import episode_returns
 
 import npevograd as ng
-from npevograd.cartpole import episode_returns
 from npevograd.parallel import evaluate
 
 NAME = "cartpole_dask"
@@ -69,6 +71,7 @@ def start_executor(args: argparse.Namespace, stack: ExitStack):
             )
         )
         client = stack.enter_context(Client(cluster))
+    client.upload_file(_cartpole.__file__)  # the fitness lives in demos/, which the workers cannot import
     threads = max(1, sum(client.nthreads().values()))
     return client.get_executor(), f"Dask scheduler {client.scheduler.address} ({threads} threads)", threads
 
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     with ExitStack() as stack:
         stack.callback(table.close)
         executor, where, threads = start_executor(args, stack)
-        # the NumPy CartPole steps a batch together: one batch per thread keeps its per-step cost low
+        # the vector env steps a batch together: one batch per thread keeps its per-step cost low
         batch_size = args.batch_size or -(-args.population // threads)
         if args.print_every:
             print(f"[{NAME}] evaluating on {where}, {batch_size} policies per task", flush=True)
