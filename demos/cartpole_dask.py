@@ -40,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes; 0: no cluster")
     parser.add_argument("--address", default=None, help="scheduler address of an existing Dask cluster")
+    parser.add_argument(
+        "--executor", choices=["dask", "process-pool", "loky"], default="dask",
+        help="dask (default): a LocalCluster or --address; process-pool: npevograd.parallel.ProcessPool; "
+        "loky: loky.get_reusable_executor (no recovery from a dead worker)",
+    )
     parser.add_argument("--population", type=int, default=50, help="policies per generation (default 50)")
     parser.add_argument("--sigma", type=float, default=0.5, help="search std (default 0.5)")
     parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
@@ -59,6 +64,14 @@ def start_executor(args: argparse.Namespace, stack: ExitStack):
     """Which executor evaluates (the only difference between a laptop and a cluster), and its threads."""
     if args.address is None and args.workers == 0:
         return None, "this process", 1
+    if args.executor == "process-pool":
+        from npevograd.parallel import ProcessPool
+
+        return stack.enter_context(ProcessPool(args.workers)), f"a ProcessPool of {args.workers}", args.workers
+    if args.executor == "loky":
+        import loky
+
+        return loky.get_reusable_executor(args.workers), f"a loky executor of {args.workers}", args.workers
     from dask.distributed import Client, LocalCluster
 
     if args.address is not None:
@@ -71,7 +84,7 @@ def start_executor(args: argparse.Namespace, stack: ExitStack):
             )
         )
         client = stack.enter_context(Client(cluster))
-    client.upload_file(_cartpole.__file__)  # the fitness lives in demos/, which the workers cannot import
+    client.upload_file(_cartpole.__file__, load=False)  # the fitness lives in demos/: the workers import it
     threads = max(1, sum(client.nthreads().values()))
     return client.get_executor(), f"Dask scheduler {client.scheduler.address} ({threads} threads)", threads
 

@@ -55,9 +55,11 @@ Faults
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -128,8 +130,14 @@ class ProcessPool(Executor):
     ``concurrent.futures.ProcessPoolExecutor`` marks itself broken when a worker
     dies and fails every pending future with ``BrokenProcessPool``; after that it
     accepts no work.  This wrapper starts a fresh pool on the next ``submit``, so
-    :func:`evaluate` can resubmit the lost batches.  ``replacements`` counts the
-    pools started to replace broken ones.  Same arguments as ``ProcessPoolExecutor``.
+    :func:`evaluate` can resubmit the lost batches through the same executor.
+    ``replacements`` counts the pools started to replace broken ones.  (loky's
+    executor also fails every pending future when a worker dies, and stays broken:
+    only a new ``loky.get_reusable_executor()`` call gives a working one.)
+
+    Its workers exit as soon as the process that started the pool dies (a thread in
+    each polls the parent), so a killed owner leaves no orphans holding its tables'
+    shared memory.  Same arguments as ``ProcessPoolExecutor``.
     """
 
     def __init__(
@@ -142,8 +150,8 @@ class ProcessPool(Executor):
         self._options = {
             "max_workers": max_workers,
             "mp_context": mp_context,
-            "initializer": initializer,
-            "initargs": initargs,
+            "initializer": _exit_with_parent,
+            "initargs": (initializer, initargs),
         }
         self._lock = threading.Lock()
         self._pool = ProcessPoolExecutor(**self._options)  # type: ignore[arg-type]
@@ -162,6 +170,24 @@ class ProcessPool(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+# Seconds between a pool worker's checks that its parent is alive.
+_PARENT_POLL = 0.2
+
+
+def _exit_with_parent(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
+    """Pool worker start: watch the parent process (exit when it is gone), then the user's initializer."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # a dead parent's children are re-parented at once
+            time.sleep(_PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="npevograd-parent-watch", daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 @dataclass(frozen=True)

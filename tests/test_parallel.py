@@ -11,7 +11,9 @@ import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
 import sys
+import time
 import traceback
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
@@ -323,6 +325,72 @@ def test_killed_dask_worker_batch_is_retried_elsewhere(p, dask_client, tmp_path)
     result = serial(KillOnce(str(tmp_path / "killed")), p, executor=dask_client.get_executor(), batch_size=6)
     assert (tmp_path / "killed").exists() and result.resubmitted >= 1
     np.testing.assert_array_equal(result.fitness, serial(sphere, p).fitness)
+
+
+# --- worker memory: tables released, no orphans ---------------------------------------------------
+
+
+def deleted_segments_mapped(table: NoiseTable) -> tuple[int, list[str], int]:
+    """In a worker, after receiving ``table``: its pid, the unlinked table segments it still maps, its cache size."""
+    table.array  # noqa: B018
+    time.sleep(0.3)  # hold this worker so the other probes go to the others
+    with open("/proc/self/maps") as maps:
+        deleted = sorted({ln.split()[-2] for ln in maps if noise_module.SEGMENT_PREFIX in ln and "(deleted)" in ln})
+    return os.getpid(), deleted, len(noise_module._RECEIVED)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps (Linux)")
+def test_workers_release_the_tables_their_owner_closed(pool):
+    for k in range(20):  # 20 tables, each closed by its owner once its generation is done
+        with NoiseTable(200_000, 100 + k) as t:
+            serial(sphere, ng.PairedNormal(np.zeros(D, np.float32), 0.6, noise=t), executor=pool, batch_size=6)
+    with NoiseTable(200_000, 99) as probe:
+        probe.array  # noqa: B018
+        reports = list(pool.map(deleted_segments_mapped, [probe] * 4))
+    assert len({pid for pid, _, _ in reports}) == 2  # both workers reported
+    for _, deleted, cached in reports:
+        assert deleted == [] and cached <= noise_module._RECEIVED_MAX
+
+
+OWNER = """
+import functools, os, sys, time
+import numpy as np
+import npevograd as ng
+from npevograd.parallel import ProcessPool, evaluate
+
+pool = ProcessPool(2)
+table = ng.NoiseTable(200_000, 7)
+evaluate(functools.partial(np.sum, axis=1), ng.Normal(np.zeros(4), 0.1, noise=table), 8, 0, executor=pool)
+print(table.segment_name, *pool._pool._processes, flush=True)
+time.sleep(120)
+"""
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.path.isdir("/proc"), reason="Linux /proc, /dev/shm")
+def test_workers_exit_when_the_pools_owner_is_killed():
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True, env=env)
+    segment, *workers = owner.stdout.readline().split()
+    owner.stdout.close()
+    assert len(workers) == 2 and all(process_alive(int(w)) for w in workers)
+    assert os.path.exists(f"/dev/shm/{segment}")
+    owner.send_signal(signal.SIGKILL)
+    assert owner.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        any(process_alive(int(w)) for w in workers) or os.path.exists(f"/dev/shm/{segment}")
+    ):
+        time.sleep(0.1)
+    assert not any(process_alive(int(w)) for w in workers)  # no orphans
+    assert not os.path.exists(f"/dev/shm/{segment}")  # the resource tracker unlinked it once they were gone
 
 
 # --- the demo -------------------------------------------------------------------------------------
