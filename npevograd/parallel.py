@@ -136,7 +136,7 @@ class ProcessPool(Executor):
     only a new ``loky.get_reusable_executor()`` call gives a working one.)
 
     Its workers exit as soon as the process that started the pool dies (a thread in
-    each polls the parent), so a killed owner leaves no orphans holding its tables'
+    each polls it), so a killed owner leaves no orphans holding its tables'
     shared memory.  Same arguments as ``ProcessPoolExecutor``.
     """
 
@@ -151,7 +151,7 @@ class ProcessPool(Executor):
             "max_workers": max_workers,
             "mp_context": mp_context,
             "initializer": _exit_with_parent,
-            "initargs": (initializer, initargs),
+            "initargs": (os.getpid(), initializer, initargs),
         }
         self._lock = threading.Lock()
         self._pool = ProcessPoolExecutor(**self._options)  # type: ignore[arg-type]
@@ -172,22 +172,40 @@ class ProcessPool(Executor):
             self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-# Seconds between a pool worker's checks that its parent is alive.
+# Seconds between a pool worker's checks that the pool's owner is alive.
 _PARENT_POLL = 0.2
 
 
-def _exit_with_parent(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
-    """Pool worker start: watch the parent process (exit when it is gone), then the user's initializer."""
+def _exit_with_parent(owner: int, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
+    """Pool worker start: exit when the pool's owner process is gone (a thread watches), then the user's initializer.
+
+    The owner is the worker's parent (fork, spawn) or its forkserver's client, which outlives it.
+    """
     parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent:  # a dead parent's children are re-parented at once
+        while os.getppid() == parent and _alive(owner):  # a dead parent's children are re-parented at once
             time.sleep(_PARENT_POLL)
         os._exit(1)
 
-    threading.Thread(target=watch, name="npevograd-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="npevograd-owner-watch", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): a zombie owner counts as alive until it is reaped
+        return True
 
 
 @dataclass(frozen=True)

@@ -352,13 +352,14 @@ def test_workers_release_the_tables_their_owner_closed(pool):
         assert deleted == [] and cached <= noise_module._RECEIVED_MAX
 
 
+START_METHODS = multiprocessing.get_all_start_methods()
 OWNER = """
-import functools, os, sys, time
+import functools, multiprocessing, os, sys, time
 import numpy as np
 import npevograd as ng
 from npevograd.parallel import ProcessPool, evaluate
 
-pool = ProcessPool(2)
+pool = ProcessPool(2, mp_context=multiprocessing.get_context(sys.argv[1]))
 table = ng.NoiseTable(200_000, 7)
 evaluate(functools.partial(np.sum, axis=1), ng.Normal(np.zeros(4), 0.1, noise=table), 8, 0, executor=pool)
 print(table.segment_name, *pool._pool._processes, flush=True)
@@ -375,9 +376,11 @@ def process_alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.path.isdir("/proc"), reason="Linux /proc, /dev/shm")
-def test_workers_exit_when_the_pools_owner_is_killed():
+@pytest.mark.parametrize("method", [m for m in ("fork", "forkserver", "spawn") if m in START_METHODS])
+def test_workers_exit_when_the_pools_owner_is_killed(method):
+    # fork and spawn: the owner is the workers' parent; forkserver: the forkserver is, and outlives the owner
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True, env=env)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, method], stdout=subprocess.PIPE, text=True, env=env)
     segment, *workers = owner.stdout.readline().split()
     owner.stdout.close()
     assert len(workers) == 2 and all(process_alive(int(w)) for w in workers)
