@@ -7,13 +7,13 @@ is scored by its mean return over 10 episodes, the returns are z-scored and
     grad_mu = (1/n) sum_i z_i (w_i - mu) / sigma^2,    mu <- mu + 0.03 grad_mu
 
 (plain ascent, as EvoGrad; ``--optimizer adam`` uses npevograd.optim.Adam).
-EvoGrad needs gym; here every generation's 50 x 10 episodes run at once in
-npevograd's NumPy CartPole (200-step episodes as CartPole-v0), or in Gymnasium
-with ``--backend gymnasium`` when it is installed.  All policies of one
-generation see the same 10 start states (common random numbers).  When every
-policy scores the same return the z-score is undefined and the step is
-skipped.  The final figure is the mean policy mu's return over 100 fresh
-episodes; the maximum is 200.  Run ``python demos/cartpole.py --help``.
+Every generation's 50 x 10 episodes run at once in Gymnasium's vector
+CartPole (``CartPoleVectorEnv``, 200-step episodes as CartPole-v0; see
+``_cartpole.py``).  All policies of one generation see the same 10 start
+states (common random numbers).  When every policy scores the same return the
+z-score is undefined and the step is skipped.  The final figure is the mean
+policy mu's return over 100 fresh episodes; the maximum is 200.  Run
+``python demos/cartpole.py --help``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from _cartpole import episode_returns
 from _common import Run, demo_parser, parse
 
 import npevograd as ng
-from npevograd.cartpole import episode_returns
 from npevograd.optim import SGD, Adam
 
 NAME = "cartpole"
@@ -37,9 +37,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per policy (default 10)")
     parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="update rule (default sgd)")
-    parser.add_argument(
-        "--backend", choices=["numpy", "gymnasium"], default="numpy", help="simulator (default numpy)"
-    )
     parser.add_argument(
         "--stop-at", type=float, default=None,
         help="stop once the population's mean return reaches this (default: run all steps)",
@@ -59,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     t = 0
     for t in range(1, args.steps + 1):
         w = p.sample(args.population, rng)
-        returns = episode_returns(w, seed=int(rng.integers(2**31)), episodes=args.episodes, backend=args.backend)
+        returns = episode_returns(w, seed=int(rng.integers(2**31)), episodes=args.episodes)
         if np.ptp(returns) > 0:  # all-equal returns: zscore undefined, no direction to move
             opt.step(estimator(returns, w, p).grad)
         mus.append(p.params["mu"].copy())
@@ -68,8 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
         run.progress(t, f"population mean return {mean_return[-1]:7.2f}", last=last)
         if last:
             break
-    final = float(episode_returns(p.params["mu"][None], seed=args.seed + 10**6, episodes=100,
-                                  backend=args.backend)[0])
+    final = float(episode_returns(p.params["mu"][None], seed=args.seed + 10**6, episodes=100)[0])
     run.say(f"mean policy mu = {np.round(p.params['mu'], 3)}  return {final:.1f} (100 episodes)")
     return run.result(
         final=final,

@@ -6,7 +6,8 @@ obs @ w > 0), trained with the same estimator and step,
     grad_mu = (1/n) sum_i z_i (w_i - mu) / sigma^2,    mu <- mu + lr * grad_mu
 
 (z = z-scored returns), but each generation's policies are evaluated on a Dask
-cluster through ``npevograd.parallel.evaluate``.  The policies come from a
+cluster through ``npevograd.parallel.evaluate``, each task's episodes stepped
+together in Gymnasium's vector CartPole (``_cartpole.py``).  The policies come from a
 shared noise table (EvoGrad's: ``NoiseTable.evograd()``), so each task carries
 mu, sigma and a batch of (index, sign) pairs, and brings back only returns.
 
@@ -23,10 +24,11 @@ import functools
 import time
 from contextlib import ExitStack
 
+import _cartpole
 import numpy as np
+from _cartpole import episode_returns
 
 import npevograd as ng
-from npevograd.cartpole import episode_returns
 from npevograd.parallel import evaluate
 
 NAME = "cartpole_dask"
@@ -38,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes; 0: no cluster")
     parser.add_argument("--address", default=None, help="scheduler address of an existing Dask cluster")
+    parser.add_argument(
+        "--executor", choices=["dask", "process-pool", "loky"], default="dask",
+        help="dask (default): a LocalCluster or --address; process-pool: npevograd.parallel.ProcessPool; "
+        "loky: loky.get_reusable_executor (no recovery from a dead worker)",
+    )
     parser.add_argument("--population", type=int, default=50, help="policies per generation (default 50)")
     parser.add_argument("--sigma", type=float, default=0.5, help="search std (default 0.5)")
     parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
@@ -57,6 +64,14 @@ def start_executor(args: argparse.Namespace, stack: ExitStack):
     """Which executor evaluates (the only difference between a laptop and a cluster), and its threads."""
     if args.address is None and args.workers == 0:
         return None, "this process", 1
+    if args.executor == "process-pool":
+        from npevograd.parallel import ProcessPool
+
+        return stack.enter_context(ProcessPool(args.workers)), f"a ProcessPool of {args.workers}", args.workers
+    if args.executor == "loky":
+        import loky
+
+        return loky.get_reusable_executor(args.workers), f"a loky executor of {args.workers}", args.workers
     from dask.distributed import Client, LocalCluster
 
     if args.address is not None:
@@ -69,6 +84,7 @@ def start_executor(args: argparse.Namespace, stack: ExitStack):
             )
         )
         client = stack.enter_context(Client(cluster))
+    client.upload_file(_cartpole.__file__, load=False)  # the fitness lives in demos/: the workers import it
     threads = max(1, sum(client.nthreads().values()))
     return client.get_executor(), f"Dask scheduler {client.scheduler.address} ({threads} threads)", threads
 
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     with ExitStack() as stack:
         stack.callback(table.close)
         executor, where, threads = start_executor(args, stack)
-        # the NumPy CartPole steps a batch together: one batch per thread keeps its per-step cost low
+        # the vector env steps a batch together: one batch per thread keeps its per-step cost low
         batch_size = args.batch_size or -(-args.population // threads)
         if args.print_every:
             print(f"[{NAME}] evaluating on {where}, {batch_size} policies per task", flush=True)

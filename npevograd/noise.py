@@ -65,9 +65,12 @@ SEGMENT_PREFIX = "npeg_"
 _Key = tuple[int, int, str]
 # Tables alive in this process, by (size, seed, dtype): unpickling reuses them.
 _LIVE: weakref.WeakValueDictionary[_Key, NoiseTable] = weakref.WeakValueDictionary()
-# Tables this process received by pickle, kept for the life of the process so that
-# a worker builds (or attaches) each table once, not once per task.
+# Tables this process received by pickle, kept so that a worker builds (or attaches)
+# each table once, not once per task; oldest first.  Bounded: a table attached to a
+# segment its owner has unlinked (closed) is dropped when the next table arrives, and
+# at most _RECEIVED_MAX are kept.  A dropped table stays usable by the tasks holding it.
 _RECEIVED: dict[_Key, NoiseTable] = {}
+_RECEIVED_MAX = 4
 
 
 class NoiseTable:
@@ -392,13 +395,34 @@ def _map_segment(name: str, nbytes: int, writable: bool = False) -> Any:
 def _restore(size: int, seed: int, dtype: str, segment: str | None) -> NoiseTable:
     """Unpickle: the table already alive in this process, else one that attaches to ``segment``."""
     key: _Key = (size, seed, np.dtype(dtype).str)
+    for old_key, old in list(_RECEIVED.items()):
+        if _attached_to_closed(old):
+            del _RECEIVED[old_key]
     table = _LIVE.get(key)
-    if table is None:
+    if table is None or (_attached_to_closed(table) and segment != table._attach_name):
         table = NoiseTable(size, seed, dtype, shared=False)
-        _RECEIVED[key] = table
+        _LIVE[key] = _RECEIVED[key] = table
+    elif key in _RECEIVED:
+        _RECEIVED[key] = _RECEIVED.pop(key)  # the most recently received last
+    while len(_RECEIVED) > _RECEIVED_MAX:
+        del _RECEIVED[next(iter(_RECEIVED))]
     if not table.built and table._segment is None and table._attach_name is None and segment:
         table._attach_name = segment
     return table
+
+
+def _attached_to_closed(table: NoiseTable) -> bool:
+    """Whether ``table`` maps another process's segment that its owner has since unlinked (closed)."""
+    name = table._attach_name
+    if table._mapping is None or name is None or sys.platform == "win32":
+        return False  # (Windows: named mappings are reference-counted, gone with their last user)
+    import _posixshmem
+
+    try:
+        os.close(_posixshmem.shm_open("/" + name, os.O_RDONLY, mode=0o600))
+    except FileNotFoundError:
+        return True
+    return False
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,27 +1,23 @@
-"""The NumPy CartPole: the classic-control equations, termination and batching."""
+"""The demos' CartPole (``demos/_cartpole.py``): Gymnasium's vector env against a scalar reference,
+the seeded common start states, batch independence and the episode bookkeeping."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from npevograd import cartpole
-from npevograd.cartpole import episode_returns, initial_states, step, terminated
+pytest.importorskip("gymnasium")
 
-
-def test_step_from_rest_matches_hand_computed_accelerations():
-    # At theta = theta_dot = 0 the equations reduce to
-    #   temp = F / M,  theta_acc = -temp / (l (4/3 - m_p / M)),  x_acc = temp - m_p l theta_acc / M
-    # with F = 10, M = 1.1, m_p = 0.1, l = 0.5; the state moves by tau = 0.02 times them.
-    temp = 10.0 / 1.1
-    theta_acc = -temp / (0.5 * (4.0 / 3.0 - 0.1 / 1.1))
-    x_acc = temp - 0.1 * 0.5 * theta_acc / 1.1
-    for action, sign in [(1, 1.0), (0, -1.0)]:
-        nxt = step(np.zeros(4), np.array(action))
-        np.testing.assert_allclose(nxt, [0.0, sign * 0.02 * x_acc, 0.0, sign * 0.02 * theta_acc], rtol=1e-14)
-    assert x_acc > 0 > theta_acc  # pushing the cart right tips the pole left
+_spec = importlib.util.spec_from_file_location(
+    "_test_cartpole_env", Path(__file__).resolve().parent.parent / "demos" / "_cartpole.py"
+)
+cartpole = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cartpole)
+episode_returns, initial_states = cartpole.episode_returns, cartpole.initial_states
 
 
 def _reference_step(s, action):
@@ -43,30 +39,6 @@ def _reference_return(w, s, max_steps=200):
         if abs(s[0]) > 2.4 or abs(s[2]) > 12 * 2 * math.pi / 360:
             break
     return total
-
-
-def test_step_matches_scalar_reference_on_a_batch_of_states():
-    rng = np.random.default_rng(3)
-    states = rng.uniform(-1, 1, size=(7, 4))
-    actions = rng.integers(0, 2, size=7)
-    got = step(states, actions)
-    want = [_reference_step(list(s), a) for s, a in zip(states, actions)]
-    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
-
-
-def test_termination_thresholds():
-    theta_max = 12 * 2 * np.pi / 360
-    states = np.array(
-        [
-            [2.4, 0, 0, 0],  # on the edge: still alive
-            [2.4000001, 0, 0, 0],
-            [-2.4000001, 0, 0, 0],
-            [0, 0, theta_max, 0],
-            [0, 0, -theta_max * 1.000001, 0],
-            [0, 5.0, 0, -5.0],  # velocities never terminate
-        ]
-    )
-    np.testing.assert_array_equal(terminated(states), [False, True, True, False, True, False])
 
 
 def test_initial_states_are_uniform_in_the_small_box_and_seeded():
@@ -117,24 +89,5 @@ def test_bad_inputs_are_named():
         episode_returns(np.zeros((1, 4)), episodes=0)
     with pytest.raises(TypeError, match="seed must be an int, got float"):
         episode_returns(np.zeros((1, 4)), seed=1.5)
-    with pytest.raises(ValueError, match="backend must be 'numpy' or 'gymnasium', got 'gym'"):
-        episode_returns(np.zeros((1, 4)), backend="gym")
-
-
-def test_gymnasium_backend_agrees_with_numpy():
-    pytest.importorskip("gymnasium")
-    policies = np.random.default_rng(7).standard_normal((15, 4))
-    np.testing.assert_array_equal(
-        episode_returns(policies, seed=3, episodes=2, backend="gymnasium"),
-        episode_returns(policies, seed=3, episodes=2),
-    )
-
-
-def test_gymnasium_constants_match():
-    gymnasium = pytest.importorskip("gymnasium")
-    env = gymnasium.make("CartPole-v1").unwrapped
-    ours = (cartpole.GRAVITY, cartpole.MASSCART, cartpole.MASSPOLE, cartpole.LENGTH, cartpole.FORCE_MAG)
-    assert (env.gravity, env.masscart, env.masspole, env.length, env.force_mag) == ours
-    assert env.tau == cartpole.TAU
-    assert (env.x_threshold, env.theta_threshold_radians) == (cartpole.X_THRESHOLD, cartpole.THETA_THRESHOLD)
-    assert env.kinematics_integrator == "euler"
+    with pytest.raises(ValueError, match="max_steps must be >= 1, got 0"):
+        episode_returns(np.zeros((1, 4)), max_steps=0)

@@ -229,6 +229,33 @@ def test_a_missing_or_foreign_segment_is_not_trusted():
         other.close()
 
 
+def test_received_tables_are_bounded_and_dropped_once_their_owner_closes_them():
+    noise_module._RECEIVED.clear()
+    owners = [NoiseTable(20_000, 40 + k) for k in range(2)]
+    try:
+        names = [o.array is not None and o.segment_name for o in owners]
+        for o in owners:  # as in a worker: the owners live in another process
+            del noise_module._LIVE[o._key]
+        received = [noise_module._restore(20_000, 40 + k, "<f4", names[k]) for k in range(2)]
+        for k, t in enumerate(received):
+            np.testing.assert_array_equal(t.array, owners[k].array)
+            assert "attached" in repr(t)
+        owners[0].close()  # its owner is done with it: the next arrival drops it, the open one stays
+        later = [noise_module._restore(30_000, 49, "<f4", None)]
+        assert list(noise_module._RECEIVED) == [(20_000, 41, "<f4"), (30_000, 49, "<f4")]
+        later += [noise_module._restore(30_000, 50 + k, "<f4", None) for k in range(noise_module._RECEIVED_MAX)]
+        keys = list(noise_module._RECEIVED)
+        assert len(keys) == noise_module._RECEIVED_MAX  # bounded: the most recent kept, oldest first
+        assert keys == [(30_000, 50 + k, "<f4") for k in range(noise_module._RECEIVED_MAX)]
+        del later
+        # a task still holding a dropped table can use it
+        np.testing.assert_array_equal(received[0].array, randn_table(20_000, 40))
+    finally:
+        noise_module._RECEIVED.clear()
+        for o in owners:
+            o.close()
+
+
 # --- EvoGrad's samples, bit for bit ---------------------------------------------------------------
 
 

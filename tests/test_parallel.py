@@ -11,7 +11,9 @@ import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
 import sys
+import time
 import traceback
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
@@ -325,10 +327,81 @@ def test_killed_dask_worker_batch_is_retried_elsewhere(p, dask_client, tmp_path)
     np.testing.assert_array_equal(result.fitness, serial(sphere, p).fitness)
 
 
+# --- worker memory: tables released, no orphans ---------------------------------------------------
+
+
+def deleted_segments_mapped(table: NoiseTable) -> tuple[int, list[str], int]:
+    """In a worker, after receiving ``table``: its pid, the unlinked table segments it still maps, its cache size."""
+    table.array  # noqa: B018
+    time.sleep(0.3)  # hold this worker so the other probes go to the others
+    with open("/proc/self/maps") as maps:
+        deleted = sorted({ln.split()[-2] for ln in maps if noise_module.SEGMENT_PREFIX in ln and "(deleted)" in ln})
+    return os.getpid(), deleted, len(noise_module._RECEIVED)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps (Linux)")
+def test_workers_release_the_tables_their_owner_closed(pool):
+    for k in range(20):  # 20 tables, each closed by its owner once its generation is done
+        with NoiseTable(200_000, 100 + k) as t:
+            serial(sphere, ng.PairedNormal(np.zeros(D, np.float32), 0.6, noise=t), executor=pool, batch_size=6)
+    with NoiseTable(200_000, 99) as probe:
+        probe.array  # noqa: B018
+        reports = list(pool.map(deleted_segments_mapped, [probe] * 4))
+    assert len({pid for pid, _, _ in reports}) == 2  # both workers reported
+    for _, deleted, cached in reports:
+        assert deleted == [] and cached <= noise_module._RECEIVED_MAX
+
+
+START_METHODS = multiprocessing.get_all_start_methods()
+OWNER = """
+import functools, multiprocessing, os, sys, time
+import numpy as np
+import npevograd as ng
+from npevograd.parallel import ProcessPool, evaluate
+
+pool = ProcessPool(2, mp_context=multiprocessing.get_context(sys.argv[1]))
+table = ng.NoiseTable(200_000, 7)
+evaluate(functools.partial(np.sum, axis=1), ng.Normal(np.zeros(4), 0.1, noise=table), 8, 0, executor=pool)
+print(table.segment_name, *pool._pool._processes, flush=True)
+time.sleep(120)
+"""
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.path.isdir("/proc"), reason="Linux /proc, /dev/shm")
+@pytest.mark.parametrize("method", [m for m in ("fork", "forkserver", "spawn") if m in START_METHODS])
+def test_workers_exit_when_the_pools_owner_is_killed(method):
+    # fork and spawn: the owner is the workers' parent; forkserver: the forkserver is, and outlives the owner
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, method], stdout=subprocess.PIPE, text=True, env=env)
+    segment, *workers = owner.stdout.readline().split()
+    owner.stdout.close()
+    assert len(workers) == 2 and all(process_alive(int(w)) for w in workers)
+    assert os.path.exists(f"/dev/shm/{segment}")
+    owner.send_signal(signal.SIGKILL)
+    assert owner.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        any(process_alive(int(w)) for w in workers) or os.path.exists(f"/dev/shm/{segment}")
+    ):
+        time.sleep(0.1)
+    assert not any(process_alive(int(w)) for w in workers)  # no orphans
+    assert not os.path.exists(f"/dev/shm/{segment}")  # the resource tracker unlinked it once they were gone
+
+
 # --- the demo -------------------------------------------------------------------------------------
 
 
 def load_demo():
+    if os.path.join(REPO, "demos") not in sys.path:  # the demo imports its CartPole as ``_cartpole``
+        sys.path.append(os.path.join(REPO, "demos"))
     spec = importlib.util.spec_from_file_location("cartpole_dask", os.path.join(REPO, "demos", "cartpole_dask.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -336,6 +409,7 @@ def load_demo():
 
 
 def test_cartpole_demo_on_the_cluster_equals_the_laptop_run(dask_client, capsys):
+    pytest.importorskip("gymnasium")
     demo = load_demo()
     args = ["--steps", "3", "--seed", "4", "--population", "20", "--episodes", "2"]
     on_cluster = demo.main([*args, "--address", dask_client.scheduler.address])

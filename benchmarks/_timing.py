@@ -1,0 +1,115 @@
+"""What every section shares: side-by-side timing, peak memory, the load average, the optional peers.
+
+Every figure is the median over repeats; a comparison alternates its two callables
+within each repeat and reports the median of the per-repeat ratios (``time_pair``).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+def _now() -> float:
+    return time.perf_counter()
+
+def time_pair(
+    first: Callable[[], object], second: Callable[[], object], repeats: int, inner: tuple[int, int] = (1, 1)
+) -> dict[str, float]:
+    """Alternate ``first`` and ``second`` ``repeats`` times; per-call medians and the median ratio.
+
+    ``inner`` calls of each are timed together (for calls far shorter than the timer's
+    resolution and scheduling noise).  ``ratio`` = median over repeats of second / first.
+    """
+    first()
+    second()  # warm-up: caches, lazy imports, allocator
+    a_times, b_times = [], []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = _now()
+            for _ in range(inner[0]):
+                first()
+            t1 = _now()
+            for _ in range(inner[1]):
+                second()
+            t2 = _now()
+            a_times.append((t1 - t0) / inner[0])
+            b_times.append((t2 - t1) / inner[1])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    ratios = [b / a for a, b in zip(a_times, b_times)]
+    return {"first_s": _median(a_times), "second_s": _median(b_times), "ratio": _median(ratios), "repeats": repeats}
+
+def time_one(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = _now()
+        fn()
+        times.append(_now() - t0)
+    return _median(times)
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
+
+def peak_extra_bytes(fn: Callable[[], object]) -> int:
+    """Peak memory traced by tracemalloc during ``fn()`` above what was allocated before."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+# --------------------------------------------------------------------------- optional parts
+
+def import_torch(threads: int) -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+def import_evograd() -> tuple[Any, Any] | None:
+    try:
+        logging.getLogger("evograd.noise").setLevel(logging.WARNING)  # it logs at import
+        from evograd import expectation
+        from evograd.distributions import Normal
+    except ImportError:
+        return None
+    return expectation, Normal
+
+def noise_table_api() -> Any:
+    """npevograd's NoiseTable, if this version has the encoded samples (issue 4)."""
+    try:
+        from npevograd.noise import NoiseTable
+    except ImportError:
+        return None
+    import inspect
+
+    import npevograd as ng
+
+    if "noise" not in inspect.signature(ng.Normal).parameters:
+        return None
+    return NoiseTable

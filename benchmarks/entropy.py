@@ -1,0 +1,183 @@
+"""Section ``entropy``: ``Entropy`` on 2-D behaviours, n = 1000 .. 16000, against its floor.
+
+The floor is n(n-1)/2 kernel exponentials in the same dtype; also its peak extra memory
+(tracemalloc) and a dense torch float64 version (cdist, exp, autograd) where it fits in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from _timing import import_torch, peak_extra_bytes, time_pair
+from report import fmt_s, get, row
+
+# Sizes per mode (quick keeps the section but shrinks the arrays).
+SIZES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "entropy_n": [1000, 3000],
+        "entropy_repeats": 3,
+        "torch_max_bytes": 1.5e9,
+    },
+    "full": {
+        "entropy_n": [1000, 2000, 4000, 8000, 16000],
+        "entropy_repeats": 5,
+        "torch_max_bytes": 6e9,
+    },
+}
+
+# Goals of issue 6, as (comparison key, goal, kind): "min" = ratio must reach goal,
+# "max" = ratio (or MB) must stay at or under it.
+GOALS = {
+    "entropy/floor": (3.0, 'max'),
+    "entropy/peak_mb_16000": (64.0, 'max'),
+}
+
+def exp_floor(exponents: Any, count: int) -> Callable[[], None]:
+    """``count`` exponentials in exponents' dtype, streamed over one buffer of real exponents."""
+    import numpy as np
+
+    buf = np.empty_like(exponents)
+    m = exponents.shape[0]
+    full, rest = divmod(count, m)
+
+    def run() -> None:
+        for _ in range(full):
+            np.exp(exponents, out=buf)
+        if rest:
+            np.exp(exponents[:rest], out=buf[:rest])
+
+    return run
+
+def pair_exponents(z: Any, count: int, rng: Any) -> Any:
+    """-||z_i - z_j||^2 (bandwidth 1) for ``count`` random pairs i < j, in z's dtype."""
+    import numpy as np
+
+    n = z.shape[0]
+    i = rng.integers(0, n - 1, count)
+    j = i + 1 + (rng.random(count) * (n - 1 - i)).astype(np.int64)
+    diff = z[i].astype(np.float64) - z[j]
+    return -np.einsum("ij,ij->i", diff, diff).astype(z.dtype)
+
+def bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
+    import numpy as np
+
+    import npevograd as ng
+
+    torch = import_torch(threads)
+    rng = np.random.default_rng(2)
+    rows = []
+    for n in size["entropy_n"]:
+        for dtype in (np.float64, np.float32):
+            b = rng.standard_normal((n, 2)).astype(dtype)
+            z = ng.zscore(b)
+            estimator = ng.Entropy(1.0)
+            pairs = n * (n - 1) // 2
+            floor = exp_floor(pair_exponents(z, min(pairs, 1 << 21), rng), pairs)
+
+            def ours(b: Any = b, n: int = n, estimator: Any = estimator) -> object:
+                return estimator.weights(b, n)
+
+            r = time_pair(floor, ours, size["entropy_repeats"])
+            peak = peak_extra_bytes(ours)
+            path = "kept" if _keeps_kernel(n, dtype) else "recomputed"
+            row = {
+                "n": n,
+                "dtype": np.dtype(dtype).name,
+                "path": path,
+                "floor_s": r["first_s"],
+                "npevograd_s": r["second_s"],
+                "ratio_to_floor": r["ratio"],
+                "exponentials_per_pair": 1 if path == "kept" else 2,
+                "exponents": "gemm" if _uses_gemm(z) else "differences",
+                "peak_extra_mb": peak / 2**20,
+                "dense_kernel_mb": n * n * np.dtype(dtype).itemsize / 2**20,
+            }
+            if dtype == np.float64:
+                row.update(_torch_entropy(torch, b, estimator, n, size))
+            rows.append(row)
+    return {"k": 2, "bandwidth": 1.0, "rows": rows}
+
+def _uses_gemm(z: Any) -> bool:
+    from npevograd import _kde
+
+    return bool(_kde._Tiles(z, 1.0).gram)
+
+def _keeps_kernel(n: int, dtype: Any) -> bool:
+    from npevograd import _kde
+
+    return _kde.keeps_kernel(n, dtype)
+
+def _torch_entropy(torch: Any, b: Any, estimator: Any, n: int, size: dict[str, Any]) -> dict[str, Any]:
+    """Dense torch float64: z-score, cdist, exp, the nested KDE objective, autograd to the ratios."""
+    import numpy as np
+
+    if torch is None:
+        return {"torch_note": "torch not importable"}
+    need = 6 * n * n * 8  # cdist, its square, the kernel, K * r, and autograd's saved copies
+    if need > size["torch_max_bytes"]:
+        return {"torch_note": f"skipped: needs about {need / 2**30:.1f} GB"}
+    bt = torch.from_numpy(np.asarray(b, dtype=np.float64))
+
+    def dense() -> Any:
+        z = (bt - bt.mean(0)) / bt.std(0)
+        r = torch.ones(n, dtype=torch.float64, requires_grad=True)
+        kernel = torch.exp(-(torch.cdist(z, z) ** 2))
+        p_hat = (kernel * r[:, None]).mean(0)
+        objective = (-torch.log(p_hat) * r).mean()
+        objective.backward()
+        return r.grad
+
+    w = estimator.weights(b, n)[1]
+    err = float(np.max(np.abs(dense().numpy() - w)) / np.max(np.abs(w)))
+    t = time_pair(dense, lambda: estimator.weights(b, n), size["entropy_repeats"])
+    return {"torch_s": t["first_s"], "torch_speedup": 1 / t["ratio"], "torch_max_rel_diff": err}
+
+run = bench_entropy
+
+def goal_rows(runs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's rows of this section: per n and dtype, the floor ratio, the peak memory, torch."""
+    rows = []
+    entropy_n = sorted({r["n"] for run in runs.values() for r in get(run, ["entropy", "rows"]) or []})
+    for n in entropy_n:
+        for dtype in ("float64", "float32"):
+            sel = (("n", n), ("dtype", dtype))
+            rows.append(
+                row(
+                    "entropy/floor",
+                    f"entropy n={n} {dtype} / floor n(n-1)/2 exp",
+                    {t: get(run, ["entropy", "rows", sel, "ratio_to_floor"]) for t, run in runs.items()},
+                    "x",
+                    GOALS,
+                )
+            )
+            peak_key = "entropy/peak_mb_16000" if n == 16000 else "entropy/peak_mb"
+            rows.append(
+                row(
+                    peak_key,
+                    f"entropy n={n} {dtype} peak extra memory",
+                    {t: get(run, ["entropy", "rows", sel, "peak_extra_mb"]) for t, run in runs.items()},
+                    "MB",
+                    GOALS,
+                )
+            )
+            if dtype == "float64":
+                speed = {t: get(run, ["entropy", "rows", sel, "torch_speedup"]) for t, run in runs.items()}
+                if any(v is not None for v in speed.values()):
+                    rows.append(row("entropy/torch", f"entropy n={n}: dense torch f64 / npevograd", speed, "x", GOALS))
+    return rows
+
+
+def time_lines(s: dict[str, Any]) -> list[str]:
+    """The absolute medians behind the ratios, for one thread count's sections ``s``."""
+    lines = []
+    e = s.get("entropy")
+    if e:
+        for r in e["rows"]:
+            extra = f", torch {fmt_s(r['torch_s'])}" if "torch_s" in r else ""
+            note = f" ({r['torch_note']})" if "torch_note" in r else ""
+            lines.append(
+                f"  entropy n={r['n']:5d} {r['dtype']} {r['path']:10s} {r['exponents']:11s}"
+                f" npevograd {fmt_s(r['npevograd_s'])},"
+                f" floor {fmt_s(r['floor_s'])}{extra}{note}"
+            )
+    return lines
