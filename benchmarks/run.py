@@ -16,6 +16,15 @@ Four sections (issue 6), each a module of its own in this directory:
    and a dense torch float64 version (cdist, exp, autograd) where it fits in memory.
 4. ``scaling`` (``scaling.py``): time against n and d, log-log, written to ``benchmarks/results/``.
 
+Two more comparisons have entry points of their own, because they pin cores and pick
+libraries themselves rather than BLAS thread counts; ``--also`` runs them after the
+sections, with ``--quick`` passed on:
+
+- ``peers`` (``peers.py``): SNES generations, sampling and import time against evosax
+  (jax.jit, lax.scan) and EvoTorch, one core pinned and both cores (issue 15);
+- ``quality`` (``quality.py``): evaluations to f < 1e-8 against evosax's and EvoTorch's
+  SNES and xNES on four functions (issue 11; about 10 CPU minutes at full size).
+
 A section module has ``SIZES`` (per mode), ``GOALS``, ``run(size, threads)`` (its
 figures, a JSON-able dict), ``goal_rows(runs)`` and ``time_lines(sections)`` for the
 report (``report.py``); adding one is adding it to ``SECTIONS`` below.  The timing
@@ -60,6 +69,8 @@ SECTIONS: dict[str, ModuleType] = {
     "entropy": entropy,
     "scaling": scaling,
 }
+# Comparisons with entry points of their own (module with ``main(argv)``), run by ``--also``.
+ALSO = ("peers", "quality")
 
 
 def child(mode: str, threads: int, sections: list[str]) -> dict[str, Any]:
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2", help="BLAS thread counts to run, comma-separated (default 1,2)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/<mode>.json)")
+    parser.add_argument("--also", default="", help=f"then run these entry points too: subset of {','.join(ALSO)}")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -146,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
+    also = [s for s in args.also.split(",") if s]
+    if set(also) - set(ALSO):
+        parser.error(f"unknown --also {sorted(set(also) - set(ALSO))}; choose from {list(ALSO)}")
 
     if args.child is not None:
         json.dump(child(mode, args.child, sections), sys.stdout)
@@ -175,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({result['wall_s']:.0f} s)")
+    for name in also:
+        print(f"\n--- {name}.py ---", flush=True)
+        # a process of its own: each sets its thread environment before NumPy loads
+        script = str(Path(__file__).with_name(f"{name}.py"))
+        subprocess.run([sys.executable, script] + (["--quick"] if args.quick else []), check=True)
     return 0
 
 
