@@ -34,18 +34,12 @@ to that segment read-only instead of building its own, and a process on another
 machine rebuilds it from the seed, once per process.  The owner unlinks the
 segment on :meth:`NoiseTable.close`, when the table is garbage collected, and at
 interpreter exit; if the owner is killed, the ``multiprocessing`` resource
-tracker unlinks it.
+tracker unlinks it.  That memory and its lifetime are ``_table_memory.TableMemory``'s
+job; this module is the table's sampling, indexing, contraction and pickling.
 """
 
 from __future__ import annotations
 
-import mmap
-import os
-import secrets
-import shutil
-import sys
-import threading
-import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -54,13 +48,9 @@ import numpy as np
 
 from ._checks import RNGLike, as_float_array, as_rng, check_sample_count
 from ._stream import weighted_row_sums
+from ._table_memory import SEGMENT_PREFIX, TableMemory
 
-# Numbers drawn from the seeded generator per step while filling the table.
-_FILL_CHUNK = 1 << 20
-# Leading values compared against the seed before an attached segment is trusted.
-_CHECK_VALUES = 16
-# Shared-memory names start with this (short: macOS allows 31 characters).
-SEGMENT_PREFIX = "npeg_"
+__all__ = ["SEGMENT_PREFIX", "EncodedSamples", "NoiseTable"]
 
 _Key = tuple[int, int, str]
 # Tables alive in this process, by (size, seed, dtype): unpickling reuses them.
@@ -112,13 +102,7 @@ class NoiseTable:
             raise ValueError(f"dtype must be float32 or float64, got {dt}")
         self._dtype = dt
         self._shared = bool(shared)
-        self._lock = threading.Lock()
-        self._array: np.ndarray | None = None
-        self._segment: Any = None  # SharedMemory, when this process owns the table's segment
-        self._mapping: Any = None  # the segment's mapping (own or another process's)
-        self._finalizer: weakref.finalize | None = None
-        self._attach_name: str | None = None
-        self._creator_pid = os.getpid()
+        self._memory = TableMemory(self._size, self._seed, dt, self._shared)
         _LIVE.setdefault(self._key, self)
 
     @classmethod
@@ -149,18 +133,18 @@ class NoiseTable:
     @property
     def built(self) -> bool:
         """Whether this process holds the table's numbers (built or attached)."""
-        return self._array is not None
+        return self._memory.array is not None
 
     @property
     def segment_name(self) -> str | None:
         """Name of the shared-memory segment this process owns (None if private or not built)."""
-        return None if self._segment is None else self._segment.name
+        return self._memory.segment_name
 
     @property
     def array(self) -> np.ndarray:
         """The table, read-only, shape (size,); built on first access."""
-        arr = self._array
-        return arr if arr is not None else self._build()
+        arr = self._memory.array
+        return arr if arr is not None else self._memory.build()
 
     def __len__(self) -> int:
         return self._size
@@ -238,13 +222,7 @@ class NoiseTable:
         The table is rebuilt if used again.  Views returned by :meth:`get` keep the
         memory mapped until they are deleted, but the segment's name is gone at once.
         """
-        with self._lock:
-            self._array = None
-            self._mapping = None
-            self._segment = None
-            if self._finalizer is not None:
-                self._finalizer()
-                self._finalizer = None
+        self._memory.close()
 
     def __enter__(self) -> NoiseTable:
         return self
@@ -253,21 +231,13 @@ class NoiseTable:
         self.close()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        name = self.segment_name or (self._attach_name if self._mapping is not None else None)
-        return (_restore, (self._size, self._seed, self._dtype.str, name))
+        return (_restore, (self._size, self._seed, self._dtype.str, self._memory.pickled_name()))
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return ("npevograd.NoiseTable", *self._key)
 
     def __repr__(self) -> str:
-        where = (
-            f"shared segment {self.segment_name!r}"
-            if self._segment is not None
-            else "attached" if self._mapping is not None
-            else "private" if self._array is not None
-            else "not built"
-        )
-        return f"NoiseTable(size={self._size}, seed={self._seed}, dtype={self._dtype}, {where})"
+        return f"NoiseTable(size={self._size}, seed={self._seed}, dtype={self._dtype}, {self._memory.where})"
 
     def _windows(self, dim: int) -> np.ndarray:
         """All windows of length dim as a strided view (size - dim + 1, dim): no copy."""
@@ -284,145 +254,25 @@ class NoiseTable:
             )
         return idx
 
-    def _build(self) -> np.ndarray:
-        with self._lock:
-            if self._array is not None:
-                return self._array
-            arr = self._attach() if self._attach_name is not None else None
-            if arr is None and self._shared and os.getpid() == self._creator_pid and _room_in_shm(self.nbytes):
-                arr = self._create_segment()
-            if arr is None:
-                arr = np.empty(self._size, dtype=self._dtype)
-                _fill(arr, self._seed)
-            arr.flags.writeable = False
-            self._array = arr
-            return arr
-
-    def _create_segment(self) -> np.ndarray:
-        from multiprocessing import shared_memory
-
-        segment = shared_memory.SharedMemory(
-            name=SEGMENT_PREFIX + secrets.token_hex(6), create=True, size=self.nbytes
-        )  # registered with the resource tracker, which unlinks it if this process is killed
-        self._finalizer = weakref.finalize(self, _unlink_segment, segment, os.getpid())
-        try:
-            # Our own mapping: arrays and views hold it, so it outlives every view handed out;
-            # SharedMemory's mapping would be unmapped under live views by its close().
-            mapping = _map_segment(segment.name, self.nbytes, writable=True)
-        finally:
-            segment.close()
-        arr: np.ndarray = np.frombuffer(mapping, dtype=self._dtype, count=self._size)
-        _fill(arr, self._seed)
-        self._segment = segment
-        self._mapping = mapping
-        return arr
-
-    def _attach(self) -> np.ndarray | None:
-        """Map another process's segment read-only; None if it is gone or not this table."""
-        name = self._attach_name
-        if name is None:
-            return None
-        try:
-            mapping = _map_segment(name, self.nbytes)
-        except (OSError, ValueError):
-            return None
-        arr: np.ndarray = np.frombuffer(mapping, dtype=self._dtype, count=self._size)
-        head = min(_CHECK_VALUES, self._size)
-        expected = np.random.RandomState(self._seed).randn(head).astype(self._dtype)
-        if not np.array_equal(arr[:head], expected):
-            return None
-        self._mapping = mapping
-        return arr
-
-
-def _fill(out: np.ndarray, seed: int) -> None:
-    """out[:] = RandomState(seed).randn(len(out)), a chunk at a time (the legacy stream is chunk-invariant)."""
-    rs = np.random.RandomState(seed)
-    for start in range(0, out.shape[0], _FILL_CHUNK):
-        stop = min(start + _FILL_CHUNK, out.shape[0])
-        out[start:stop] = rs.randn(stop - start)
-
-
-def _room_in_shm(nbytes: int) -> bool:
-    """False (with a warning) when /dev/shm is too small for the table: writing it would SIGBUS."""
-    if not os.path.isdir("/dev/shm"):
-        return True
-    free = shutil.disk_usage("/dev/shm").free
-    if free >= nbytes:
-        return True
-    warnings.warn(
-        f"NoiseTable: /dev/shm has {free} bytes free, the table needs {nbytes}; "
-        "building it in private memory (one copy per process)",
-        stacklevel=4,
-    )
-    return False
-
-
-def _unlink_segment(segment: Any, owner_pid: int) -> None:
-    """Unlink the owner's segment; a forked child inherits this finalizer but skips it.
-
-    The memory itself is unmapped when the last array viewing it is collected.
-    """
-    if os.getpid() != owner_pid:
-        return
-    try:
-        segment.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _map_segment(name: str, nbytes: int, writable: bool = False) -> Any:
-    """Map an existing POSIX shared-memory segment (read-only unless ``writable``), unregistered.
-
-    ``SharedMemory(name)`` would register the segment with this process's resource
-    tracker before Python 3.13 (CPython issue 82300), and the tracker would unlink
-    the owner's segment when this process exits; only the owner may unlink it.
-    """
-    if sys.platform == "win32":  # named mappings there are reference-counted; nothing to unlink
-        return mmap.mmap(-1, nbytes, tagname=name, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
-    import _posixshmem  # CPython's own backend of multiprocessing.shared_memory
-
-    fd = _posixshmem.shm_open("/" + name, os.O_RDWR if writable else os.O_RDONLY, mode=0o600)
-    try:
-        if os.fstat(fd).st_size < nbytes:
-            raise ValueError(f"segment {name!r} is smaller than the table ({nbytes} bytes)")
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        return mmap.mmap(fd, nbytes, prot=prot)
-    finally:
-        os.close(fd)
-
 
 def _restore(size: int, seed: int, dtype: str, segment: str | None) -> NoiseTable:
     """Unpickle: the table already alive in this process, else one that attaches to ``segment``."""
     key: _Key = (size, seed, np.dtype(dtype).str)
     for old_key, old in list(_RECEIVED.items()):
-        if _attached_to_closed(old):
+        if old._memory.attached_to_closed():
             del _RECEIVED[old_key]
     table = _LIVE.get(key)
-    if table is None or (_attached_to_closed(table) and segment != table._attach_name):
+    if table is None or (table._memory.attached_to_closed() and segment != table._memory.attach_name):
         table = NoiseTable(size, seed, dtype, shared=False)
         _LIVE[key] = _RECEIVED[key] = table
     elif key in _RECEIVED:
         _RECEIVED[key] = _RECEIVED.pop(key)  # the most recently received last
     while len(_RECEIVED) > _RECEIVED_MAX:
         del _RECEIVED[next(iter(_RECEIVED))]
-    if not table.built and table._segment is None and table._attach_name is None and segment:
-        table._attach_name = segment
+    memory = table._memory
+    if not table.built and memory.segment_name is None and memory.attach_name is None and segment:
+        memory.attach_name = segment
     return table
-
-
-def _attached_to_closed(table: NoiseTable) -> bool:
-    """Whether ``table`` maps another process's segment that its owner has since unlinked (closed)."""
-    name = table._attach_name
-    if table._mapping is None or name is None or sys.platform == "win32":
-        return False  # (Windows: named mappings are reference-counted, gone with their last user)
-    import _posixshmem
-
-    try:
-        os.close(_posixshmem.shm_open("/" + name, os.O_RDONLY, mode=0o600))
-    except FileNotFoundError:
-        return True
-    return False
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _stream
+from npevograd import _stream, _table_memory
 from npevograd import noise as noise_module
 from npevograd.noise import EncodedSamples, NoiseTable
 
@@ -57,7 +57,7 @@ def test_float64_table_keeps_full_precision():
 
 
 def test_chunked_fill_equals_one_draw(monkeypatch):
-    monkeypatch.setattr(noise_module, "_FILL_CHUNK", 333)
+    monkeypatch.setattr(_table_memory, "_FILL_CHUNK", 333)
     t = NoiseTable(2500, 8, shared=False)
     np.testing.assert_array_equal(t.array, randn_table(2500, 8))
 
