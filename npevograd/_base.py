@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import RNGLike, as_float_array, check_finite, check_grad, check_sample_count
+from ._checks import (
+    RNGLike,
+    as_dtype,
+    as_float_array,
+    check_finite,
+    check_grad,
+    check_params,
+    check_sample_bytes,
+    check_sample_count,
+)
 
 Grad = dict[str, np.ndarray]
 
@@ -26,8 +35,10 @@ class Distribution:
 
     def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
         """Draw ``n`` samples, shape (n, *event_shape)."""
-        check_sample_count("n", n)
-        return self._sample(int(n), rng)
+        n = check_sample_count("n", n)
+        check_params(self)
+        check_sample_bytes(n, self.params)
+        return self._sample(n, rng)
 
     def log_prob(self, x: object) -> np.ndarray:
         """log p_theta(x_i) for each sample, shape (n,)."""
@@ -48,7 +59,7 @@ class Distribution:
             raise ValueError(
                 f"w has shape {weights.shape} but x has {n} samples; expected w of shape ({n},)"
             )
-        return self._finite(self._weighted_score(weights.astype(self.dtype, copy=False), x), x, weights)
+        return self._finite(self._weighted_score(as_dtype("w", weights, self.dtype), x), x, weights)
 
     def natural_gradient(self, grad: Grad) -> Grad:
         """The inverse Fisher information applied to ``grad`` (closed form)."""
@@ -62,6 +73,7 @@ class Distribution:
 
     def check_grad(self, grad: Grad) -> Grad:
         """Validate a gradient dict against ``params`` (same names and shapes)."""
+        check_params(self)
         return check_grad(self.params, grad)
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:

@@ -8,7 +8,19 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 
 from ._base import Distribution, Grad
-from ._checks import RNGLike, as_float_array, as_rng, check_positive, float_dtype, standard_normal, uniform
+from ._checks import (
+    RNGLike,
+    as_dtype,
+    as_float_array,
+    as_rng,
+    cast_sigma,
+    check_params,
+    check_positive,
+    check_sigma,
+    float_dtype,
+    standard_normal,
+    uniform,
+)
 
 
 class MixNormal(Distribution):
@@ -34,7 +46,13 @@ class MixNormal(Distribution):
         check_positive("sigma", sigma_arr)
         dtype = float_dtype(mus_arr)
         self.params = {"mus": np.array(mus_arr, dtype=dtype)}
-        self.sigma = np.array(sigma_arr, dtype=dtype)
+        self._sigma = cast_sigma(sigma_arr, dtype)  # checked after the cast: 1e39 is inf in float32
+        check_params(self)  # records the shapes and dtype that params entries keep
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """The shared sigma (fixed, not in ``params``), checked finite and > 0 at every use."""
+        return check_sigma(self._sigma)
 
     @property
     def mus(self) -> np.ndarray:
@@ -45,10 +63,11 @@ class MixNormal(Distribution):
         return self.mus.shape[1]
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return arr
+        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         rng = as_rng(rng)

@@ -10,9 +10,15 @@ import numpy as np
 from ._base import Distribution, Grad
 from ._checks import (
     RNGLike,
+    as_dtype,
     as_float_array,
+    cast_sigma,
+    check_bool,
+    check_params,
     check_positive,
+    check_sample_bytes,
     check_sample_count,
+    check_sigma,
     float_dtype,
     standard_normal,
 )
@@ -49,6 +55,9 @@ class Normal(Distribution):
         Standard deviation, scalar (isotropic) or per coordinate (diagonal).
     learn_sigma : bool
         If true, ``params`` holds ``sigma`` too and every score includes it.
+        A fixed sigma is ``p.sigma`` (not in ``params``).  Either is checked finite
+        and > 0 wherever it is used, so one changed in place (or driven there by an
+        optimizer step) raises the same error as a bad constructor argument.
     noise : NoiseTable, optional
         Draw every sample from this shared noise table, as
         :math:`x_i = \mu + s_i \sigma \odot T[k_i : k_i + d]` (Salimans et al. 2017);
@@ -76,17 +85,19 @@ class Normal(Distribution):
                 f"sigma must be a scalar or have shape ({d},) to match mu, got shape {sigma_arr.shape}"
             )
         check_positive("sigma", sigma_arr)
+        learn_sigma = check_bool("learn_sigma", learn_sigma)
         if noise is not None:
             if not isinstance(noise, NoiseTable):
                 raise TypeError(f"noise must be a NoiseTable or None, got {type(noise).__name__}")
             if noise.size < d:
                 raise ValueError(f"noise table has {noise.size} entries, fewer than the dimension d={d}")
         self.noise = noise
-        self.learn_sigma = bool(learn_sigma)
+        self.learn_sigma = learn_sigma
         self.params = {"mu": np.array(mu_arr, dtype=dtype)}
-        self._sigma = np.array(sigma_arr, dtype=dtype)
+        self._sigma = cast_sigma(sigma_arr, dtype)  # checked after the cast: 1e39 is inf in float32
         if self.learn_sigma:
             self.params["sigma"] = self._sigma
+        check_params(self)  # records the shapes and dtype that params entries keep
 
     @property
     def mu(self) -> np.ndarray:
@@ -94,10 +105,8 @@ class Normal(Distribution):
 
     @property
     def sigma(self) -> np.ndarray:
-        """Current sigma; a learned one is checked positive (an optimizer step may have broken it)."""
-        if self.learn_sigma:
-            check_positive("sigma", self._sigma)
-        return self._sigma
+        """Current sigma (``params["sigma"]`` when learned), checked finite and > 0 at every use."""
+        return check_sigma(self.params["sigma"] if self.learn_sigma else self._sigma)
 
     @property
     def dim(self) -> int:
@@ -120,6 +129,8 @@ class Normal(Distribution):
         are the decoded windows of the table, so both forms are the same draw.
         """
         n = check_sample_count("n", n)
+        check_params(self)
+        check_sample_bytes(n, self.params)
         if encode or self.noise is not None:
             if self.noise is None:
                 raise ValueError(
@@ -146,6 +157,7 @@ class Normal(Distribution):
         return EncodedSamples(indices, np.ones(n, dtype=np.int8), self.dim, table)
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         if isinstance(x, EncodedSamples):
             if x.dim != self.dim:
                 raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
@@ -153,7 +165,7 @@ class Normal(Distribution):
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return arr
+        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
 
     def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
         return standard_normal(rng, (n, self.dim), self.dtype)

@@ -1,0 +1,250 @@
+"""Issue 13: extreme but valid inputs, and parameters changed between calls.
+
+Each test is one row of the issue's table: a call that used to come back wrong without an
+error (or with an unclear one), pinned to its fixed behaviour: a finite result that agrees
+with a closed form or a rescaled reference, or a ValueError/TypeError naming the argument.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+import test_parallel
+
+import npevograd as ng
+from npevograd.optim import SGD, Adam
+from npevograd.parallel import FitnessError, evaluate
+
+RNG = 20261201
+F8 = np.array([0.3, -1.2, 2.5, 0.0, 1.1, -0.4, 0.9, 3.0])  # eight ordinary fitness values
+
+
+def every_distribution(dt=np.float64) -> dict[str, ng.Distribution]:
+    return {
+        "normal": ng.Normal(np.array([0.5, -1.0], dtype=dt), 0.7),
+        "normal-learn": ng.Normal(np.array([0.5, -1.0], dtype=dt), np.array([0.7, 1.2]), learn_sigma=True),
+        "paired": ng.PairedNormal(np.array([0.5, -1.0], dtype=dt), 0.7, learn_sigma=True),
+        "mix": ng.MixNormal(np.array([[0.0, 1.0], [1.0, -1.0]], dtype=dt), 0.8),
+        "bernoulli": ng.Bernoulli(np.array([0.5, -1.0], dtype=dt)),
+        "categorical": ng.Categorical(np.array([[0.0, 1.0, -1.0], [2.0, 0.5, 0.0]], dtype=dt)),
+    }
+
+
+def public_calls(p: ng.Distribution, x: np.ndarray) -> dict:
+    """Every public call that uses p's parameters, as thunks."""
+    f = np.linspace(-1.0, 2.0, x.shape[0])
+    grad = {name: np.ones_like(v) for name, v in p.params.items()}
+    calls = {
+        "sample": lambda: p.sample(4, RNG),
+        "log_prob": lambda: p.log_prob(x),
+        "score": lambda: p.score(x),
+        "weighted_score": lambda: p.weighted_score(f, x),
+        "Mean": lambda: ng.Mean()(f, x, p),
+        "Mean-zscore": lambda: ng.Mean(shaping=ng.zscore)(f, x, p),
+        "Variance": lambda: ng.Variance()(f, x, p),
+        "Entropy": lambda: ng.Entropy()(f, x, p),
+        "expectation": lambda: ng.expectation(f, x, p),
+    }
+    if not isinstance(p, ng.MixNormal):
+        calls["natural_gradient"] = lambda: p.natural_gradient(grad)
+    return calls
+
+
+# --- a NaN parameter: sample too -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(every_distribution()))
+def test_nan_parameter_is_an_error_in_sample_and_every_call(name):
+    p = every_distribution()[name]
+    x = p.sample(4, RNG)
+    first = next(iter(p.params))
+    p.params[first].flat[0] = np.nan  # changed in place after construction
+    for call, thunk in public_calls(p, x).items():
+        with pytest.raises(ValueError, match=rf"params\['{first}'\] must be finite, got 1 non-finite"):
+            thunk()
+        assert call  # every call raised
+
+
+# --- a fixed sigma changed in place: the sigma error wherever sigma is used ------------------------
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, np.nan, np.inf])
+@pytest.mark.parametrize("name", ["normal", "normal-learn", "paired", "mix"])
+def test_sigma_changed_in_place_is_the_sigma_error_everywhere(name, bad):
+    p = every_distribution()[name]
+    x = p.sample(4, RNG)
+    p.sigma[...] = bad  # the live array: fixed (p.sigma) or learned (p.params["sigma"], the same array)
+    message = "sigma must be > 0, got minimum" if np.isfinite(bad) else r"sigma('\])? must be finite"
+    for thunk in public_calls(p, x).values():
+        with pytest.raises(ValueError, match=message):
+            thunk()
+
+
+# --- checked after the float32 cast ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sigma", [1e39, 1e-46])
+def test_sigma_is_checked_in_the_parameters_dtype(sigma):
+    for make in (
+        lambda s: ng.Normal(np.zeros(2, np.float32), s),
+        lambda s: ng.Normal(np.zeros(2, np.float32), np.array([1.0, s]), learn_sigma=True),
+        lambda s: ng.MixNormal(np.zeros((2, 2), np.float32), s),
+    ):
+        with pytest.raises(ValueError, match=r"sigma must be finite and > 0 in float32, the parameters' dtype"):
+            make(sigma)
+    # float64 holds both: accepted, sigma kept exactly
+    assert ng.Normal(np.zeros(2), sigma).sigma == sigma
+    assert ng.MixNormal(np.zeros((2, 2)), sigma).sigma == sigma
+
+
+# --- learn_sigma must be a bool -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["False", 1, None, np.array([True, False])])
+def test_learn_sigma_must_be_a_bool(flag):
+    with pytest.raises(TypeError, match="learn_sigma must be a bool, got"):
+        ng.Normal(np.zeros(2), 1.0, learn_sigma=flag)
+
+
+def test_numpy_bools_are_bools():
+    assert ng.Normal(np.zeros(2), 1.0, learn_sigma=np.bool_(True)).learn_sigma is True
+    assert "sigma" not in ng.Normal(np.zeros(2), 1.0, learn_sigma=np.False_).params
+
+
+# --- n too large, a negative seed ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(every_distribution()))
+def test_too_many_samples_and_negative_seed_name_the_argument(name):
+    p = every_distribution()[name]
+    with pytest.raises(ValueError, match=r"n must be <= 9223372036854775807 .*got 1000000000000000000000"):
+        p.sample(10**21, RNG)
+    with pytest.raises(ValueError, match=r"n=2305843009213693952 samples need about .* bytes, more than one"):
+        p.sample(2**61, RNG)  # countable, but not as one array
+    for seed in (-1, np.int64(-5)):
+        with pytest.raises(ValueError, match=rf"rng as an int seed must be >= 0, got {int(seed)}"):
+            p.sample(2, seed)
+
+
+# --- NoiseTable arguments of any integer type -------------------------------------------------------------
+
+
+INTEGER_TYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64, int]
+
+
+@pytest.mark.parametrize("kind", INTEGER_TYPES)
+def test_noise_table_takes_every_integer_type(kind):
+    table = ng.NoiseTable(1000, 3, shared=False)
+    dim, last = kind(4), 996  # 996 = size - dim: the last valid window
+    expected = table.array[last : last + 4]
+    np.testing.assert_array_equal(table.get(last, dim), expected)
+    index_type = np.int16 if kind in (np.uint8, np.int8) else kind  # a type that holds 996
+    indices = np.array([0, last], dtype=index_type)
+    np.testing.assert_array_equal(table.rows(indices, dim)[1], expected)
+    a, b = table.contract(indices, dim, [0.0, 1.0], [0.0, 2.0])
+    np.testing.assert_allclose(a, expected)
+    np.testing.assert_allclose(b, 2 * expected.astype(np.float64) ** 2, rtol=1e-6)
+    drawn = table.sample_index(np.random.default_rng(1), dim, kind(5))
+    assert drawn.shape == (5,) and drawn.max() <= last
+    np.testing.assert_array_equal(drawn, table.sample_index(np.random.default_rng(1), 4, 5))
+    encoded = ng.EncodedSamples(indices, np.array([1, -1]), dim, table)
+    assert encoded.dim == 4 and encoded.indices.dtype == np.int64
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 996\] .* got range \[0, 997\]"):
+        table.rows(np.array([0, 997], dtype=index_type), dim)
+
+
+# --- params: one rule for replacing and updating -------------------------------------------------------
+
+
+def test_replacing_a_learned_sigma_is_used_like_replacing_mu():
+    p = ng.Normal(np.zeros(3), 1.0, learn_sigma=True)
+    p.params["sigma"] = np.array(100.0)
+    p.params["mu"] = np.full(3, 5.0)
+    assert p.sigma == 100.0 and p.mu[0] == 5.0
+    x = p.sample(4000, RNG)
+    assert abs(x.std() / 100.0 - 1) < 0.05 and abs(x.mean() - 5.0) < 5 * 100 / np.sqrt(x.size)
+    z = np.full((1, 3), 105.0)  # one sigma above mu: score_sigma = (||eps||^2/sigma^2 - d)/sigma = 0
+    np.testing.assert_allclose(p.score(z)["sigma"], [0.0], atol=1e-15)
+    np.testing.assert_allclose(p.score(z)["mu"], [[0.01, 0.01, 0.01]])
+
+
+def test_replacing_an_entry_by_something_else_is_an_error():
+    p = ng.Normal(np.zeros(3, np.float32), 1.0, learn_sigma=True)
+    x = np.zeros((2, 3), np.float32)
+    cases = {
+        "mu": (np.zeros(4, np.float32), r"params\['mu'\] was replaced by a float32 array of shape \(4,\); "
+               r"expected a float32 array of shape \(3,\)"),
+        "sigma": (np.array(1.0), r"params\['sigma'\] was replaced by a float64 array of shape \(\); "
+                  "expected a float32 array"),
+    }
+    for name, (value, message) in cases.items():
+        kept = p.params[name]
+        p.params[name] = value
+        for thunk in (lambda: p.sample(2, RNG), lambda: p.score(x), lambda: ng.Mean()([1.0, 2.0], x, p)):
+            with pytest.raises(ValueError, match=message):
+                thunk()
+        p.params[name] = kept
+    p.params["mu"] = [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"params\['mu'\] was replaced by a list"):
+        p.log_prob(x)
+
+
+def test_adding_a_params_entry_is_an_error():
+    """A fixed sigma is not a parameter: putting one into params cannot work, so it raises."""
+    p = ng.Normal(np.zeros(2), 1.0)
+    p.params["sigma"] = np.array(100.0)
+    with pytest.raises(ValueError, match=r"params must keep the keys \['mu'\], got \['mu', 'sigma'\]"):
+        p.sample(2, RNG)
+
+
+# --- Bernoulli's natural gradient at saturated logits --------------------------------------------------------
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_bernoulli_natural_gradient_at_saturated_logits_is_the_documented_clamp(dt):
+    p = ng.Bernoulli(np.array([1e4, -1e4, 2.0], dtype=dt))
+    x = p.sample(8, RNG)
+    g = ng.Mean()(F8, x, p).grad
+    natural = p.natural_gradient(g)["logits"]
+    assert natural.dtype == dt and np.isfinite(natural).all()
+    eps = np.finfo(dt).eps
+    np.testing.assert_allclose(natural[:2], g["logits"][:2] / eps, rtol=1e-6)  # F clamped at eps
+    s = 1 / (1 + np.exp(-2.0))
+    np.testing.assert_allclose(natural[2], g["logits"][2] / (s * (1 - s)), rtol=1e-5)  # unclamped closed form
+
+
+def test_categorical_natural_gradient_at_an_underflowed_probability():
+    p = ng.Categorical(np.array([[0.0, -1e4, 1.0]]))
+    x = p.sample(8, RNG)
+    natural = p.natural_gradient(ng.Mean()(F8, x, p).grad)["logits"]
+    assert np.isfinite(natural).all()
+
+
+# --- float32 parameters, float64 samples ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(every_distribution()))
+def test_results_are_in_the_parameters_dtype(name):
+    p = every_distribution(np.float32)[name]
+    x = p.sample(6, RNG)
+    if x.dtype == np.float32:
+        x = x.astype(np.float64)  # float64 samples for float32 parameters
+    for call, thunk in public_calls(p, x).items():
+        out = thunk()
+        arrays = out if isinstance(out, dict) else getattr(out, "grad", {"out": out})
+        for value in arrays.values():
+            if np.issubdtype(np.asarray(value).dtype, np.floating):
+                assert np.asarray(value).dtype == np.float32, (call, value.dtype)
+
+
+def test_float64_samples_beyond_float32_are_an_x_error():
+    p = ng.Normal(np.zeros(2, np.float32), 1.0)
+    with pytest.raises(ValueError, match=r"x has values beyond the range of float32, the parameters' dtype"):
+        p.score(np.array([[1e300, 0.0]]))
+    p = ng.MixNormal(np.zeros((2, 2), np.float32), 1.0)
+    with pytest.raises(ValueError, match=r"x has values beyond the range of float32"):
+        ng.Mean()([1.0], np.array([[1e300, 0.0]]), p)
