@@ -72,7 +72,7 @@ class Mean(Estimator):
         if self.shaping is not None:
             f = fitness_vector("shaping(values)", self.shaping(f), n)
         w = f / n  # outer expectation: dJ/dr_i = f_i / n
-        return float(f.sum() / n), w
+        return _mean_value(w), w
 
 
 class Variance(Estimator):
@@ -114,6 +114,11 @@ class Entropy(Estimator):
         h = as_float_array("bandwidth", bandwidth)
         if h.shape != () or not h > 0:
             raise ValueError(f"bandwidth must be a positive scalar, got {bandwidth!r}")
+        if not _kde.MIN_BANDWIDTH <= h <= _kde.MAX_BANDWIDTH:
+            raise ValueError(
+                f"bandwidth must be in [{_kde.MIN_BANDWIDTH:.3g}, {_kde.MAX_BANDWIDTH:.3g}] "
+                f"(h**2 and 1/h**2 normal float64 numbers), got {bandwidth!r}"
+            )
         valid_block = isinstance(block_size, int) and not isinstance(block_size, bool) and block_size >= 1
         if block_size is not None and not valid_block:
             raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
@@ -128,6 +133,15 @@ class Entropy(Estimator):
         neg_log_density = -np.log(density)  # outer term, finite since density_j >= K_jj / n = 1/n
         w = (neg_log_density - nested) / n  # nested: (1/n) sum_j K_ij / density_j
         return float(neg_log_density.sum() / n), w
+
+
+def _mean_value(w: np.ndarray) -> float:
+    """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f."""
+    with np.errstate(over="ignore"):  # only a mean within rounding of the float64 limit overflows
+        value = float(np.sum(w, dtype=np.float64))
+    if not np.isfinite(value):
+        raise ValueError("values: their mean overflows float64 (it is within rounding of the largest float)")
+    return value
 
 
 def expectation(values: object, x: object, p: Distribution) -> Estimate:
@@ -148,7 +162,7 @@ def expectation(values: object, x: object, p: Distribution) -> Estimate:
     v = per_sample("values", values, x.shape[0])
     w = v / x.shape[0]
     if v.ndim == 1:
-        return Estimate(value=float(v.mean()), grad=p.weighted_score(w, x), weights=w)
+        return Estimate(value=_mean_value(w), grad=p.weighted_score(w, x), weights=w)
     scores = p.score(x)
     grad = {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}
     return Estimate(value=v.mean(axis=0), grad=grad, weights=w)

@@ -201,6 +201,46 @@ def test_adding_a_params_entry_is_an_error():
         p.sample(2, RNG)
 
 
+# --- statistics that scale before they square ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-300, 1e200, 1e300])
+def test_zscore_is_scale_free(scale):
+    np.testing.assert_allclose(ng.zscore(scale * F8), ng.zscore(F8), rtol=1e-13)
+    f32 = F8.astype(np.float32)
+    scale32 = np.float32(1e-30 if scale < 1 else 1e30)  # the same extremes, in float32's range
+    assert ng.zscore(scale32 * f32).dtype == np.float32
+    np.testing.assert_allclose(ng.zscore(scale32 * f32), ng.zscore(f32), rtol=1e-5)
+    p = ng.Normal(np.zeros(2), 1.0, learn_sigma=True)
+    x = p.sample(8, RNG)
+    for estimator in (ng.Mean(shaping=ng.zscore), ng.Variance(), ng.Entropy()):
+        scaled, plain = estimator(scale * F8, x, p), estimator(F8, x, p)
+        np.testing.assert_allclose(scaled.weights, plain.weights, rtol=1e-12)
+        for name in plain.grad:
+            np.testing.assert_allclose(scaled.grad[name], plain.grad[name], rtol=1e-12)
+
+
+def test_variance_of_one_huge_behaviour_has_the_right_gradient():
+    p = ng.Normal(np.zeros(2), 1.0)
+    x = p.sample(10, RNG)
+    huge, unit = ng.Variance()(np.r_[1e300, np.zeros(9)], x, p), ng.Variance()(np.r_[1.0, np.zeros(9)], x, p)
+    # b = (1, 0, ..., 0): mean 0.1 and ddof=1 variance 0.1, so ||z_i||^2 = (b_i - 0.1)^2 / 0.1
+    expected_w = (np.r_[1.0, np.zeros(9)] - 0.1) ** 2 / 0.1 / 10
+    np.testing.assert_allclose(huge.weights, expected_w, rtol=1e-14)
+    np.testing.assert_allclose(huge.grad["mu"], unit.grad["mu"], rtol=1e-14)
+    assert np.abs(huge.grad["mu"]).min() > 0
+
+
+def test_mean_value_is_finite_for_finite_fitness():
+    p = ng.Normal(np.zeros(2), 1.0)
+    x = np.full((10, 2), 0.1)
+    r = ng.Mean()(np.full(10, 1e308), x, p)
+    assert r.value == pytest.approx(1e308, rel=1e-15)
+    np.testing.assert_allclose(r.grad["mu"], [1e307, 1e307], rtol=1e-14)  # sum_i (f_i / n) x_i / sigma^2
+    values = np.r_[np.full(5, 1.7e308), np.full(5, -1.7e308), 1e300]
+    assert ng.expectation(values, np.zeros((11, 2)), p).value == pytest.approx(1e300 / 11, rel=1e-10)
+
+
 # --- Bernoulli's natural gradient at saturated logits --------------------------------------------------------
 
 
@@ -222,6 +262,41 @@ def test_categorical_natural_gradient_at_an_underflowed_probability():
     x = p.sample(8, RNG)
     natural = p.natural_gradient(ng.Mean()(F8, x, p).grad)["logits"]
     assert np.isfinite(natural).all()
+
+
+# --- Entropy: tiny bandwidth, block larger than n ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_entropy_tiny_bandwidth_is_the_identity_kernel_or_a_bandwidth_error(dt):
+    with pytest.raises(ValueError, match=r"bandwidth must be in \[1.49e-154, 1.34e\+154\] .*got 1e-200"):
+        ng.Entropy(bandwidth=1e-200)
+    with pytest.raises(ValueError, match=r"bandwidth must be in .*got 1e\+200"):
+        ng.Entropy(bandwidth=1e200)
+    p = ng.Normal(np.zeros(2, dtype=dt), 1.0)
+    x = p.sample(8, RNG)
+    b = np.array([0.0, 1.0, 1.0, 2.0, 5.0, 5.0, 5.0, 7.0], dtype=dt)  # ties: K = 1 between equal behaviours
+    count = np.array([1, 2, 2, 1, 3, 3, 3, 1])
+    for h in (1e-150, 1e-30):
+        r = ng.Entropy(bandwidth=h)(b, x, p)
+        # K_ij = [b_i == b_j]: density_i = c_i / n, nested_i = (1/n) c_i (n / c_i) = 1
+        np.testing.assert_allclose(r.weights, (np.log(8 / count) - 1) / 8, rtol=1e-6)
+        assert r.value == pytest.approx(np.mean(np.log(8 / count)), rel=1e-6)
+        assert r.weights.dtype == dt and r.grad["mu"].dtype == dt
+
+
+def test_entropy_block_larger_than_n_uses_tiles_no_larger_than_n():
+    p = ng.Normal(np.zeros(2), 1.0)
+    x = p.sample(8, RNG)
+    b = np.random.default_rng(RNG).normal(size=(8, 2))
+    reference = ng.Entropy()(b, x, p)
+    for block in (20_000, 100_000):
+        tracemalloc.start()
+        r = ng.Entropy(block_size=block)(b, x, p)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2**20, peak  # an 8 x 8 tile, not block x block (3 GiB for 20000)
+        np.testing.assert_allclose(r.weights, reference.weights, rtol=1e-12)
 
 
 # --- float32 parameters, float64 samples ----------------------------------------------------------------
