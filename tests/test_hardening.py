@@ -201,6 +201,60 @@ def test_adding_a_params_entry_is_an_error():
         p.sample(2, RNG)
 
 
+def test_optimizer_follows_replaced_entries_and_rejects_a_replaced_dict():
+    p = ng.Normal(np.zeros(2), 1.0, learn_sigma=True)
+    opt = SGD(p, lr=0.5)
+    p.params["mu"] = np.array([1.0, 2.0])  # replaced: the optimizer reads the dict at every step
+    opt.step({"mu": np.ones(2), "sigma": np.array(0.0)})
+    np.testing.assert_array_equal(p.mu, [1.5, 2.5])
+    p.params["mu"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"params\['mu'\] has shape \(3,\), expected \(2,\)"):
+        opt.step({"mu": np.ones(3), "sigma": np.array(0.0)})
+    p.params = {"mu": np.zeros(2), "sigma": np.array(1.0)}
+    with pytest.raises(ValueError, match="p.params was replaced by a new dict after the optimizer was built"):
+        opt.step({"mu": np.ones(2), "sigma": np.array(0.0)})
+
+
+# --- optimizers at extreme gradients -------------------------------------------------------------------------
+
+
+def test_adam_step_is_about_lr_for_a_huge_gradient_entry():
+    theta = np.zeros(3)
+    opt = Adam({"theta": theta}, lr=0.01)
+    update = opt.step({"theta": np.array([1e160, -1e300, 1.0])})["theta"]
+    np.testing.assert_allclose(update, [0.01, -0.01, 0.01], rtol=1e-7)  # first step: lr * g / (|g| + eps)
+
+
+def test_adam_is_scale_free_up_to_eps_even_where_squares_overflow():
+    gradients = np.random.default_rng(RNG).normal(size=(6, 4))
+    steps = {}
+    for scale in (1e10, 1e160):
+        opt = Adam({"theta": np.zeros(4)}, lr=0.1)
+        steps[scale] = [opt.step({"theta": scale * g})["theta"] for g in gradients]
+    np.testing.assert_allclose(steps[1e160], steps[1e10], rtol=1e-12)
+    assert np.isfinite(opt.v["theta"]).sum() == 0  # the squares themselves overflow; only sqrt(v) is kept
+
+
+def test_a_step_to_a_non_finite_parameter_changes_nothing():
+    theta = np.array([1.0, 2.0])
+    opt = SGD({"theta": theta}, lr=1e300, momentum=0.5)
+    opt.step({"theta": np.array([0.0, 1e-300])})
+    before, velocity = theta.copy(), opt.velocity["theta"].copy()
+    with pytest.raises(ValueError, match=r"params\['theta'\]: this step .* would make it non-finite in float64; "
+                                         "nothing was changed"):
+        opt.step({"theta": np.array([1e300, 0.0])})
+    np.testing.assert_array_equal(theta, before)
+    np.testing.assert_array_equal(opt.velocity["theta"], velocity)
+    assert opt.t == 1
+
+
+def test_sigma_driven_below_zero_by_a_step_is_the_sigma_error_at_next_use():
+    p = ng.Normal(np.zeros(2), 1.0, learn_sigma=True)
+    SGD(p, lr=1.0).step({"mu": np.zeros(2), "sigma": np.array(-3.0)})
+    with pytest.raises(ValueError, match="sigma must be > 0, got minimum -2.0"):
+        p.sample(2, RNG)
+
+
 # --- statistics that scale before they square ------------------------------------------------------------------
 
 
