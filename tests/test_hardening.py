@@ -377,3 +377,58 @@ def test_float64_samples_beyond_float32_are_an_x_error():
     p = ng.MixNormal(np.zeros((2, 2), np.float32), 1.0)
     with pytest.raises(ValueError, match=r"x has values beyond the range of float32"):
         ng.Mean()([1.0], np.array([[1e300, 0.0]]), p)
+
+
+# --- parallel.evaluate: NaN/inf fitness and SystemExit -------------------------------------------------------
+
+
+def nan_at_three(x: np.ndarray) -> np.ndarray:
+    out = -np.sum(x**2, axis=1)
+    out[x[:, 0] == NAN_ROW] = np.nan
+    return out
+
+
+def inf_behaviour(x: np.ndarray) -> np.ndarray:
+    out = np.stack([x[:, 0], x[:, 1]], axis=1)
+    out[x[:, 0] == NAN_ROW, 1] = -np.inf
+    return out
+
+
+def exits(x: np.ndarray) -> np.ndarray:
+    if np.any(x[:, 0] == NAN_ROW):
+        sys.exit(3)
+    return x[:, 0]
+
+
+P = ng.Normal(np.array([0.2, -0.4, 1.0]), 0.5)
+NAN_ROW = float(P.sample(8, RNG)[3, 0])  # the first coordinate of sample 3 of the draw below
+
+
+# the fixtures of tests/test_parallel.py: one recipe for the start method and the Dask cluster
+mp_context, dask_client = test_parallel.mp_context, test_parallel.dask_client
+
+
+@pytest.fixture(scope="module")
+def process_pool(mp_context):
+    """A plain ProcessPoolExecutor: a SystemExit in its worker used to escape from future.result()."""
+    with ProcessPoolExecutor(2, mp_context=mp_context) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize("fitness, cause", [(nan_at_three, "ValueError"), (inf_behaviour, "ValueError"),
+                                            (exits, "SystemExit")])
+@pytest.mark.parametrize("where", ["serial", "process-pool", "dask"])
+def test_bad_fitness_is_a_fitness_error_naming_the_sample(fitness, cause, where, request):
+    executor = {
+        "serial": lambda: None,
+        "process-pool": lambda: request.getfixturevalue("process_pool"),
+        "dask": lambda: request.getfixturevalue("dask_client").get_executor(),
+    }[where]()
+    workers = None if where != "dask" else set(request.getfixturevalue("dask_client").scheduler_info()["workers"])
+    with pytest.raises(FitnessError, match=rf"{cause} at sample 3 \(batch of samples \[2, 4\)\)") as info:
+        evaluate(fitness, P, 8, RNG, executor=executor, batch_size=2)
+    assert info.value.index == 3 and type(info.value.__cause__).__name__ == cause
+    if cause == "ValueError":
+        assert "non-finite value for sample 3" in str(info.value)
+    if workers is not None:  # the worker was not lost: the error came back as the task's result
+        assert set(request.getfixturevalue("dask_client").scheduler_info()["workers"]) == workers
