@@ -85,7 +85,7 @@ def _as_float(name: str, a: object, dtype: np.dtype | None) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in _FLOATS else np.dtype(np.float64)
-    return arr.astype(dtype, copy=False)
+    return as_dtype(name, arr, np.dtype(dtype))  # float64 values beyond float32 are named, not warned about
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:

@@ -164,5 +164,9 @@ def expectation(values: object, x: object, p: Distribution) -> Estimate:
     if v.ndim == 1:
         return Estimate(value=_mean_value(w), grad=p.weighted_score(w, x), weights=w)
     scores = p.score(x)
-    grad = {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}
-    return Estimate(value=v.mean(axis=0), grad=grad, weights=w)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        grad = {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}
+        value = w.sum(axis=0)  # mean of v from v / n: finite for finite v
+    if not all(np.isfinite(g).all() for g in grad.values()) or not np.isfinite(value).all():
+        raise ValueError("values: their mean or its gradient overflows; rescale values")
+    return Estimate(value=value, grad=grad, weights=w)

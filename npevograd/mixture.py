@@ -75,24 +75,40 @@ class MixNormal(Distribution):
         component = np.minimum((uniform(rng, (n,)) * n_components).astype(np.intp), n_components - 1)
         return self.mus[component] + self.sigma * standard_normal(rng, (n, self.dim), self.dtype)
 
-    def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """eps_ik = x_i - mu_k (n, K, d) and log N(x_i; mu_k) up to the shared constant (n, K)."""
-        eps = x[:, None, :] - self.mus[None, :, :]
-        return eps, -0.5 * np.einsum("ikj,ikj->ik", eps, eps) / self.sigma**2
+    def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z_ik = (x_i - mu_k) / sigma (n, K, d); log N(x_i; mu_k) relative to the nearest component,
+        -(||z_ik||^2 - m_i^2) / 2 (n, K); and m_i^2 / 2 (n,), m_i = min_k ||z_ik||.
+
+        Scaled before squaring: the relative log-densities are -(r - m)(r + m)/2 from the norms
+        r = ||z||, finite (or -inf: responsibility 0) wherever ||z||^2 itself would overflow.
+        """
+        z = (x[:, None, :] - self.mus[None, :, :]) / self.sigma
+        peak = np.max(np.abs(z), axis=2)
+        peak = np.where(peak > 0, peak, 1)
+        unit = z / peak[:, :, None]
+        r = peak * np.sqrt(np.einsum("ikj,ikj->ik", unit, unit))  # ||z_ik||
+        r[np.isinf(peak)] = np.inf  # z overflowed (inf / inf is NaN in unit): that component is infinitely far
+        m = r.min(axis=1)
+        return z, -0.5 * (r - m[:, None]) * (r + m[:, None]), 0.5 * m * m
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
-        _, log_k = self._log_components(x)
+        _, log_k, nearest = self._log_components(x)
         n_components = self.mus.shape[0]
         const = self.dim * (np.log(self.sigma) + 0.5 * math.log(2 * math.pi)) + math.log(n_components)
-        return logsumexp(log_k, axis=1) - const
+        return logsumexp(log_k, axis=1) - nearest - const
 
     def _score(self, x: np.ndarray) -> Grad:
-        eps, log_k = self._log_components(x)
+        z, log_k, _ = self._log_components(x)
         gamma = softmax(log_k, axis=1)
-        return {"mus": gamma[:, :, None] * eps / self.sigma**2}
+        return {"mus": gamma[:, :, None] * _where_responsible(gamma, z) / self.sigma}
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
-        eps, log_k = self._log_components(x)
+        z, log_k, _ = self._log_components(x)
         w_gamma = w[:, None] * softmax(log_k, axis=1)  # w_i gamma_ik, (n, K)
-        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2
-        return {"mus": np.einsum("ik,ikj->kj", w_gamma, eps) / self.sigma**2}
+        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i w_i gamma_ik z_ik / sigma
+        return {"mus": np.einsum("ik,ikj->kj", w_gamma, _where_responsible(w_gamma, z)) / self.sigma}
+
+
+def _where_responsible(gamma: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """z where gamma_ik != 0, else 0: a component too far to matter adds exactly 0, even if its z overflowed."""
+    return np.where(gamma[:, :, None] != 0, z, 0)

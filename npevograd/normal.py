@@ -186,12 +186,13 @@ class Normal(Distribution):
             x = decode_windows(self.mu, self.sigma, x)
         sigma = self.sigma
         eps = x - self.mu
-        scores = {"mu": eps / sigma**2}
+        z = eps / sigma  # divided before squaring: sigma**2 under- or overflows first
+        scores = {"mu": z / sigma}
         if self.learn_sigma:
             if self.isotropic:
-                scores["sigma"] = np.einsum("ij,ij->i", eps, eps) / sigma**3 - self.dim / sigma
+                scores["sigma"] = (np.einsum("ij,ij->i", z, z) - self.dim) / sigma
             else:
-                scores["sigma"] = eps**2 / sigma**3 - 1 / sigma
+                scores["sigma"] = (z**2 - 1) / sigma
         return scores
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
@@ -199,20 +200,21 @@ class Normal(Distribution):
             return self._weighted_score_encoded(w, x)
         sigma, mu = self.sigma, self.mu
         w_sum = w.sum()
-        if not self.learn_sigma:
-            # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x.
-            return {"mu": (w @ x - w_sum * mu) / sigma**2}
-        # sum_i w_i eps_i and sum_i w_i eps_i^2, from blocks eps_i = x_i - mu: one pass over x.
+        # sum_i w_i z_i (and sum_i w_i z_i^2), from blocks z_i = (x_i - mu) / sigma: one pass over x,
+        # scaled before the products (as in the encoded form below), so sum_i w_i eps_i / sigma^2 is
+        # neither lost to cancellation against mu nor to under- or overflow of w eps or sigma^2.
         n, d = x.shape
-        w_eps, w_eps2 = weighted_row_sums(
-            lambda start, stop: x[start:stop] - mu, n, d, np.result_type(w, x), w, w
+        w_z, w_z2 = weighted_row_sums(
+            lambda start, stop: (x[start:stop] - mu) / sigma, n, d, np.result_type(w, x), w,
+            w if self.learn_sigma else None,
         )
-        assert w_eps2 is not None  # b = w was given
-        grad = {"mu": w_eps / sigma**2}
+        grad = {"mu": w_z / sigma}
+        if w_z2 is None:
+            return grad
         if self.isotropic:
-            grad["sigma"] = w_eps2.sum() / sigma**3 - self.dim * w_sum / sigma
+            grad["sigma"] = (w_z2.sum() - self.dim * w_sum) / sigma
         else:
-            grad["sigma"] = w_eps2 / sigma**3 - w_sum / sigma
+            grad["sigma"] = (w_z2 - w_sum) / sigma
         return grad
 
     def _weighted_score_encoded(self, w: np.ndarray, x: EncodedSamples) -> Grad:
@@ -243,10 +245,17 @@ class Normal(Distribution):
     def natural_gradient(self, grad: Grad) -> Grad:
         r"""F^{-1} g: mu: sigma^2 g; sigma: sigma^2 g / 2 (diagonal), sigma^2 g / (2d) (isotropic)."""
         grad = self.check_grad(grad)
-        var = self.sigma**2
-        natural = {"mu": var * grad["mu"]}
-        if self.learn_sigma:
-            natural["sigma"] = var * grad["sigma"] / (2 * self.dim if self.isotropic else 2)
+        sigma = self.sigma
+        with np.errstate(over="ignore"):  # checked just below
+            natural = {"mu": sigma * (sigma * grad["mu"])}  # sigma^2 g, without forming sigma^2
+            if self.learn_sigma:
+                natural["sigma"] = sigma * (sigma * grad["sigma"]) / (2 * self.dim if self.isotropic else 2)
+        for name, value in natural.items():
+            if not np.isfinite(value).all():
+                raise ValueError(
+                    f"the natural gradient sigma^2 grad[{name!r}] overflows {value.dtype} "
+                    f"(largest |grad| {float(np.max(np.abs(grad[name])))}, largest sigma {float(np.max(sigma))})"
+                )
         return natural
 
 

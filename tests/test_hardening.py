@@ -432,3 +432,67 @@ def test_bad_fitness_is_a_fitness_error_naming_the_sample(fitness, cause, where,
         assert "non-finite value for sample 3" in str(info.value)
     if workers is not None:  # the worker was not lost: the error came back as the task's result
         assert set(request.getfixturevalue("dask_client").scheduler_info()["workers"]) == workers
+
+
+# --- found by tests/test_fuzz.py --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("name", sorted(set(every_distribution()) - {"bernoulli", "categorical"}))
+def test_non_finite_x_is_an_x_error_without_a_warning(name, bad):
+    p = every_distribution()[name]
+    x = np.zeros((2, 2))
+    x[0, 1] = bad
+    for call in (p.log_prob, p.score, lambda x: p.weighted_score([1.0, 2.0], x)):
+        with pytest.raises(ValueError, match="x must be finite, got 1 non-finite"):
+            call(x)  # the pyproject filter turns any RuntimeWarning on the way into an error
+
+
+def test_tiny_float32_sigma_does_not_underflow_its_square():
+    normal = ng.Normal(np.zeros(1, np.float32), 1e-30, learn_sigma=True)
+    for p in (normal, ng.MixNormal(np.zeros((1, 1), np.float32), 1e-30)):
+        x = np.array([[1e-30], [-2e-30]], np.float32)  # z = +1, -2
+        score = p.score(x)
+        np.testing.assert_allclose(score[next(iter(score))].reshape(2), [1e30, -2e30], rtol=1e-6)
+        if "sigma" in score:
+            np.testing.assert_allclose(score["sigma"], [0.0, 3e30], rtol=1e-6, atol=1e24)  # (z^2 - 1) / sigma
+
+
+def test_mixture_far_from_every_component_keeps_its_responsibilities():
+    p = ng.MixNormal(np.array([[0.0], [1e190]]), 1.0)
+    x = np.array([[1e200]])  # ||z||^2 near 1e400 for both components: all responsibility on the nearer
+    np.testing.assert_allclose(p.score(x)["mus"], [[[0.0], [1e200 - 1e190]]], rtol=1e-15)
+    with pytest.raises(ValueError, match=r"inputs are finite but \['log_prob'\] overflowed"):
+        p.log_prob(x)  # -1e400 / 2 is not a float64
+    far = ng.MixNormal(np.array([[0.0], [1e8]], np.float32), 2.5e-31)
+    np.testing.assert_array_equal(far.score(np.zeros((1, 1), np.float32))["mus"], np.zeros((1, 2, 1)))
+
+
+def test_float64_values_beyond_float32_name_the_argument():
+    table = ng.NoiseTable(100, 1, shared=False)
+    with pytest.raises(ValueError, match="b has values beyond the range of float32"):
+        table.contract([0, 1], 3, np.zeros(2, np.float32), np.array([0.0, 1e100]))
+
+
+def test_natural_gradient_overflow_names_grad():
+    p = ng.Normal(np.zeros(1), 1e200, learn_sigma=True)
+    with pytest.raises(ValueError, match=r"natural gradient sigma\^2 grad\['mu'\] overflows float64"):
+        p.natural_gradient({"mu": np.ones(1), "sigma": np.array(0.0)})
+
+
+def test_fixed_sigma_weighted_score_scales_before_it_multiplies():
+    p = ng.Normal(np.zeros(1), 1e-300)
+    x = np.array([[1e-30]])
+    grad = p.weighted_score([1.26e-301], x)["mu"]  # w x underflows; (w x / sigma) / sigma = 1.26e269
+    np.testing.assert_allclose(grad, [1.26e269], rtol=1e-14)
+    q = ng.Normal(np.full(1, 1e300), 1.0)
+    x = np.full((3, 1), 1e300)  # x - mu = 0 exactly: the gradient is 0, not rounding of w @ x - sum(w) mu
+    np.testing.assert_array_equal(q.weighted_score([0.1, 0.7, 0.3], x)["mu"], [0.0])
+
+
+def test_expectation_of_vector_values_overflow_names_values():
+    p = ng.Normal(np.zeros(1), 1.0)
+    with pytest.raises(ValueError, match="values: their mean or its gradient overflows"):
+        ng.expectation(np.full((2, 2), 1e300), np.full((2, 1), 1e10), p)  # 2 (1e300 / 2) 1e10
+    r = ng.expectation(np.full((2, 2), 1.7e308), np.full((2, 1), 0.5), p)
+    np.testing.assert_allclose(r.value, np.full(2, 1.7e308), rtol=1e-15)  # no overflow in the mean
