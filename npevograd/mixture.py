@@ -99,14 +99,25 @@ class MixNormal(Distribution):
 
     def _score(self, x: np.ndarray) -> Grad:
         z, log_k, _ = self._log_components(x)
-        gamma = softmax(log_k, axis=1)
-        return {"mus": gamma[:, :, None] * _where_responsible(gamma, z) / self.sigma}
+        ratio = self._responsibilities_over_sigma(log_k)  # gamma_ik / sigma
+        return {"mus": ratio[:, :, None] * _where_responsible(ratio, z)}
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         z, log_k, _ = self._log_components(x)
-        w_gamma = w[:, None] * softmax(log_k, axis=1)  # w_i gamma_ik, (n, K)
-        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i w_i gamma_ik z_ik / sigma
-        return {"mus": np.einsum("ik,ikj->kj", w_gamma, _where_responsible(w_gamma, z)) / self.sigma}
+        w_ratio = w[:, None] * self._responsibilities_over_sigma(log_k)  # w_i gamma_ik / sigma, (n, K)
+        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i (w_i gamma_ik / sigma) z_ik
+        return {"mus": np.einsum("ik,ikj->kj", w_ratio, _where_responsible(w_ratio, z))}
+
+    def _responsibilities_over_sigma(self, log_k: np.ndarray) -> np.ndarray:
+        """gamma_ik / sigma (n, K); where gamma underflows to 0 but gamma / sigma need not
+        (sigma = 1e-301, gamma = exp(-815)), from the logs instead."""
+        gamma = softmax(log_k, axis=1)
+        ratio = gamma / self.sigma
+        lost = gamma == 0
+        if lost.any():
+            log_ratio = log_k - logsumexp(log_k, axis=1, keepdims=True) - np.log(self.sigma)
+            ratio = np.where(lost, np.exp(log_ratio), ratio)
+        return ratio
 
 
 def _where_responsible(gamma: np.ndarray, z: np.ndarray) -> np.ndarray:

@@ -496,3 +496,17 @@ def test_expectation_of_vector_values_overflow_names_values():
         ng.expectation(np.full((2, 2), 1e300), np.full((2, 1), 1e10), p)  # 2 (1e300 / 2) 1e10
     r = ng.expectation(np.full((2, 2), 1.7e308), np.full((2, 1), 0.5), p)
     np.testing.assert_allclose(r.value, np.full(2, 1.7e308), rtol=1e-15)  # no overflow in the mean
+
+
+def test_mixture_responsibility_that_underflows_still_scores():
+    """gamma = exp(-815) underflows, but gamma z / sigma (sigma = 1.1e-301) is 1e-52: from logs, not 0."""
+    sigma = 1.09375e-301
+    p = ng.MixNormal(np.array([[0.0, 0.0], [2e-300, 4e-300]]), sigma)
+    x = np.array([[-1.44489694e-302, 7.00462274e-302]])
+    z = (x - p.mus) / sigma
+    log_k = -0.5 * (z**2).sum(axis=1)
+    gamma_far = np.exp(np.longdouble(log_k[1] - np.logaddexp(log_k[0], log_k[1])))  # ~1e-354 in longdouble
+    expected = (gamma_far * z[1].astype(np.longdouble) / np.longdouble(sigma)).astype(np.float64)
+    assert np.all(expected != 0)
+    np.testing.assert_allclose(p.score(x)["mus"][0, 1], expected, rtol=1e-12)
+    np.testing.assert_allclose(p.weighted_score([2.0], x)["mus"][1], 2 * expected, rtol=1e-12)
