@@ -76,20 +76,29 @@ class MixNormal(Distribution):
         return self.mus[component] + self.sigma * standard_normal(rng, (n, self.dim), self.dtype)
 
     def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """z_ik = (x_i - mu_k) / sigma (n, K, d); log N(x_i; mu_k) relative to the nearest component,
-        -(||z_ik||^2 - m_i^2) / 2 (n, K); and m_i^2 / 2 (n,), m_i = min_k ||z_ik||.
+        """z_ik = (x_i - mu_k) / sigma (n, K, d); log N(x_i; mu_k) relative to the nearest component m,
+        -(||z_ik||^2 - ||z_im||^2) / 2 (n, K); and ||z_im||^2 / 2 (n,).
 
-        Scaled before squaring: the relative log-densities are -(r - m)(r + m)/2 from the norms
-        r = ||z||, finite (or -inf: responsibility 0) wherever ||z||^2 itself would overflow.
+        The difference of squared norms is taken as a product, never as a difference of squares:
+
+            ||z_k||^2 - ||z_m||^2 = ((mu_m - mu_k) / sigma) . (z_k + z_m)
+
+        so it is exact to rounding however far x is (1e208 sigma away from components 1e-8
+        apart), finite (or inf: responsibility 0) wherever ||z||^2 itself would overflow.
         """
-        z = (x[:, None, :] - self.mus[None, :, :]) / self.sigma
+        mus = self.mus
+        z = (x[:, None, :] - mus[None, :, :]) / self.sigma
         peak = np.max(np.abs(z), axis=2)
-        peak = np.where(peak > 0, peak, 1)
-        unit = z / peak[:, :, None]
-        r = peak * np.sqrt(np.einsum("ikj,ikj->ik", unit, unit))  # ||z_ik||
+        safe = np.where(peak > 0, peak, 1)
+        unit = z / safe[:, :, None]
+        r = safe * np.sqrt(np.einsum("ikj,ikj->ik", unit, unit))  # ||z_ik||, scaled before squaring
         r[np.isinf(peak)] = np.inf  # z overflowed (inf / inf is NaN in unit): that component is infinitely far
-        m = r.min(axis=1)
-        return z, -0.5 * (r - m[:, None]) * (r + m[:, None]), 0.5 * m * m
+        nearest = np.argmin(r, axis=1)
+        rows = np.arange(x.shape[0])
+        apart = (mus[nearest][:, None, :] - mus[None, :, :]) / self.sigma  # (mu_m - mu_k) / sigma
+        log_k = -0.5 * np.einsum("ikj,ikj->ik", apart, z + z[rows, nearest][:, None, :])
+        m = r[rows, nearest]
+        return z, log_k, 0.5 * m * m
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         _, log_k, nearest = self._log_components(x)

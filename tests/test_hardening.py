@@ -510,3 +510,16 @@ def test_mixture_responsibility_that_underflows_still_scores():
     assert np.all(expected != 0)
     np.testing.assert_allclose(p.score(x)["mus"][0, 1], expected, rtol=1e-12)
     np.testing.assert_allclose(p.weighted_score([2.0], x)["mus"][1], 2 * expected, rtol=1e-12)
+
+
+def test_mixture_responsibilities_far_from_close_components():
+    """x 2e108 sigma away from components 1e92 sigma apart: the squared norms agree to 5e-17, their
+    difference 2e200 does not vanish, so all responsibility goes to the nearer component."""
+    p = ng.MixNormal(np.array([[0.0, 0.0], [1e-8, 0.0]]), 1e-100)
+    x = np.array([[2e8, 0.0]])
+    np.testing.assert_array_equal(p.score(x)["mus"][0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(p.score(x)["mus"][0, 1], [(2e8 - 1e-8) / 1e-200, 0.0], rtol=1e-15)
+    q = ng.MixNormal(np.array([[1e-8, 0.0], [0.0, 0.0]]), 0.5)  # Delta = 1e-8 (4e8) / (2 sigma^2) = 8: gamma finite
+    gamma = 1 / (1 + np.exp(-8.0 * (1 - 1e-8 / 4e8)))
+    np.testing.assert_allclose(q.score(x)["mus"][0, :, 0], [gamma * (2e8 - 1e-8) / 0.25,
+                                                            (1 - gamma) * 2e8 / 0.25], rtol=1e-7)
