@@ -113,9 +113,10 @@ class MixNormal(Distribution):
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         z, log_k, _ = self._log_components(x)
-        w_ratio = w[:, None] * self._responsibilities_over_sigma(log_k)  # w_i gamma_ik / sigma, (n, K)
-        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i (w_i gamma_ik / sigma) z_ik
-        return {"mus": np.einsum("ik,ikj->kj", w_ratio, _where_responsible(w_ratio, z))}
+        ratio = self._responsibilities_over_sigma(log_k)  # gamma_ik / sigma, (n, K)
+        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i w_i (gamma_ik / sigma) z_ik: each sample's
+        # score first, then weighted (w gamma / sigma could overflow where the score is 0)
+        return {"mus": np.einsum("i,ikj->kj", w, ratio[:, :, None] * _where_responsible(ratio, z))}
 
     def _responsibilities_over_sigma(self, log_k: np.ndarray) -> np.ndarray:
         """gamma_ik / sigma (n, K); where gamma underflows to 0 but gamma / sigma need not

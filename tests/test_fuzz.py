@@ -379,6 +379,8 @@ def test_optimizers(data):
             np.testing.assert_array_equal(theta, before, err_msg="a failed step changed the parameters")
             return
         gl = g.astype(L)
+        if (np.abs(g[g != 0]) < np.finfo(np.float64).tiny).any():
+            return  # subnormal gradient entries carry fewer bits: no agreement to claim
         if cls is SGD:
             step = L(lr) * gl
         else:

@@ -523,3 +523,9 @@ def test_mixture_responsibilities_far_from_close_components():
     gamma = 1 / (1 + np.exp(-8.0 * (1 - 1e-8 / 4e8)))
     np.testing.assert_allclose(q.score(x)["mus"][0, :, 0], [gamma * (2e8 - 1e-8) / 0.25,
                                                             (1 - gamma) * 2e8 / 0.25], rtol=1e-7)
+
+
+def test_mixture_weighted_score_weights_each_score_not_the_responsibility():
+    """w gamma / sigma = 1.9e8 / 1e-300 overflows, but the one sample's score is 0 (x = mu exactly)."""
+    p = ng.MixNormal(np.array([[1e-200]]), 1e-300)
+    np.testing.assert_array_equal(p.weighted_score([1.9435099e8], np.array([[1e-200]]))["mus"], [[0.0]])
