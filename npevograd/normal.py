@@ -206,7 +206,8 @@ class Normal(Distribution):
             shift = w_sum * mu
             shortcut = w @ x - shift
             floor = np.finfo(shortcut.dtype).tiny / np.finfo(shortcut.dtype).eps
-            if np.all(np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)):  # False for NaN/inf
+            accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)  # False for NaN
+            if np.isfinite(shortcut).all() and accurate.all():
                 return {"mu": shortcut / sigma / sigma}
         # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
         # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded

@@ -529,3 +529,11 @@ def test_mixture_weighted_score_weights_each_score_not_the_responsibility():
     """w gamma / sigma = 1.9e8 / 1e-300 overflows, but the one sample's score is 0 (x = mu exactly)."""
     p = ng.MixNormal(np.array([[1e-200]]), 1e-300)
     np.testing.assert_array_equal(p.weighted_score([1.9435099e8], np.array([[1e-200]]))["mus"], [[0.0]])
+
+
+def test_fixed_sigma_shortcut_that_overflows_falls_back():
+    """sum(w) mu = 1e8 * 4e30 overflows float32; sum_i w_i (x_i - mu) / sigma^2 = -4e22 does not."""
+    p = ng.Normal(np.array([4e30], np.float32), 1e8)
+    grad = p.weighted_score(np.array([0.0, 1e8], np.float32), np.zeros((2, 1), np.float32))["mu"]
+    assert grad.dtype == np.float32
+    np.testing.assert_allclose(grad, [-4e22], rtol=1e-6)
