@@ -114,9 +114,12 @@ class MixNormal(Distribution):
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         z, log_k, _ = self._log_components(x)
         ratio = self._responsibilities_over_sigma(log_k)  # gamma_ik / sigma, (n, K)
-        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i w_i (gamma_ik / sigma) z_ik: each sample's
-        # score first, then weighted (w gamma / sigma could overflow where the score is 0)
-        return {"mus": np.einsum("i,ikj->kj", w, ratio[:, :, None] * _where_responsible(ratio, z))}
+        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i (w_i gamma_ik / sigma) z_ik
+        w_ratio = w[:, None] * ratio
+        grad = np.einsum("ik,ikj->kj", w_ratio, _where_responsible(w_ratio, z))
+        if not np.isfinite(grad).all():  # w gamma / sigma overflowed (where a score may be 0): scores first
+            grad = np.einsum("i,ikj->kj", w, ratio[:, :, None] * _where_responsible(ratio, z))
+        return {"mus": grad}
 
     def _responsibilities_over_sigma(self, log_k: np.ndarray) -> np.ndarray:
         """gamma_ik / sigma (n, K); where gamma underflows to 0 but gamma / sigma need not

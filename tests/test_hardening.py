@@ -537,3 +537,11 @@ def test_fixed_sigma_shortcut_that_overflows_falls_back():
     grad = p.weighted_score(np.array([0.0, 1e8], np.float32), np.zeros((2, 1), np.float32))["mu"]
     assert grad.dtype == np.float32
     np.testing.assert_allclose(grad, [-4e22], rtol=1e-6)
+
+
+def test_mixture_weighted_score_keeps_a_subnormal_score_out_of_the_product():
+    """The one score, -3.9e86 / 1e400 = -3.9e-314, is subnormal; times w = 4e30 it is -1.55e-283, to full precision."""
+    p = ng.MixNormal(np.array([[3.88310893e86]]), 1e200)
+    grad = p.weighted_score(np.array([4e30], np.float32), np.zeros((1, 1)))["mus"]
+    expected = float(np.longdouble(np.float32(4e30)) * np.longdouble(-3.88310893e86) / np.longdouble(1e200) ** 2)
+    np.testing.assert_allclose(grad, [[expected]], rtol=1e-14)
