@@ -187,12 +187,13 @@ class Normal(Distribution):
         sigma = self.sigma
         eps = x - self.mu
         z = eps / sigma  # divided before squaring: sigma**2 under- or overflows first
-        scores = {"mu": z / sigma}
-        if self.learn_sigma:
+        z_over_sigma = z / sigma
+        scores = {"mu": z_over_sigma}
+        if self.learn_sigma:  # z^2 / sigma as z (z / sigma): z^2 may overflow where the score does not
             if self.isotropic:
-                scores["sigma"] = (np.einsum("ij,ij->i", z, z) - self.dim) / sigma
+                scores["sigma"] = np.einsum("ij,ij->i", z, z_over_sigma) - self.dim / sigma
             else:
-                scores["sigma"] = (z**2 - 1) / sigma
+                scores["sigma"] = z * z_over_sigma - 1 / sigma
         return scores
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
@@ -224,6 +225,14 @@ class Normal(Distribution):
             grad["sigma"] = (w_z2.sum() - self.dim * w_sum) / sigma
         else:
             grad["sigma"] = (w_z2 - w_sum) / sigma
+        if not np.isfinite(grad["sigma"]).all():  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
+            root = np.sqrt(sigma)
+            w_e, w_e2 = weighted_row_sums(
+                lambda start, stop: (x[start:stop] - mu) / sigma / root, n, d, np.result_type(w, x), w, w
+            )
+            assert w_e2 is not None
+            grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
+            grad["sigma"] = w_e2.sum() - self.dim * w_sum / sigma if self.isotropic else w_e2 - w_sum / sigma
         return grad
 
     def _weighted_score_encoded(self, w: np.ndarray, x: EncodedSamples) -> Grad:

@@ -545,3 +545,13 @@ def test_mixture_weighted_score_keeps_a_subnormal_score_out_of_the_product():
     grad = p.weighted_score(np.array([4e30], np.float32), np.zeros((1, 1)))["mus"]
     expected = float(np.longdouble(np.float32(4e30)) * np.longdouble(-3.88310893e86) / np.longdouble(1e200) ** 2)
     np.testing.assert_allclose(grad, [[expected]], rtol=1e-14)
+
+
+def test_learned_sigma_score_where_z_squared_overflows():
+    """z = 1e200, sigma = 1e100: z^2 = 1e400 overflows, the sigma score z^2/sigma - 1/sigma = 1e300 does not."""
+    for sigma in (1e100, np.array([1e100])):  # isotropic, diagonal
+        p = ng.Normal(np.zeros(1), sigma, learn_sigma=True)
+        x = np.array([[1e300]])
+        np.testing.assert_allclose(p.score(x)["sigma"].ravel(), [1e300], rtol=1e-14)
+        np.testing.assert_allclose(np.ravel(p.weighted_score([0.5], x)["sigma"]), [0.5e300], rtol=1e-14)
+        np.testing.assert_allclose(np.ravel(p.weighted_score([0.5], x)["mu"]), [0.5e100], rtol=1e-14)
