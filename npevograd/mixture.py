@@ -122,11 +122,11 @@ class MixNormal(Distribution):
         return {"mus": grad}
 
     def _responsibilities_over_sigma(self, log_k: np.ndarray) -> np.ndarray:
-        """gamma_ik / sigma (n, K); where gamma underflows to 0 but gamma / sigma need not
-        (sigma = 1e-301, gamma = exp(-815)), from the logs instead."""
+        """gamma_ik / sigma (n, K); where gamma underflows (to 0, or to a subnormal with few bits) but
+        gamma / sigma need not (sigma = 1e-301, gamma = exp(-815)), from the logs instead."""
         gamma = softmax(log_k, axis=1)
         ratio = gamma / self.sigma
-        lost = gamma == 0
+        lost = gamma < np.finfo(gamma.dtype).tiny
         if lost.any():
             log_ratio = log_k - logsumexp(log_k, axis=1, keepdims=True) - np.log(self.sigma)
             ratio = np.where(lost, np.exp(log_ratio), ratio)

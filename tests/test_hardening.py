@@ -555,3 +555,16 @@ def test_learned_sigma_score_where_z_squared_overflows():
         np.testing.assert_allclose(p.score(x)["sigma"].ravel(), [1e300], rtol=1e-14)
         np.testing.assert_allclose(np.ravel(p.weighted_score([0.5], x)["sigma"]), [0.5e300], rtol=1e-14)
         np.testing.assert_allclose(np.ravel(p.weighted_score([0.5], x)["mu"]), [0.5e100], rtol=1e-14)
+
+
+def test_mixture_subnormal_responsibility_is_taken_from_logs():
+    """gamma = exp(-710) = 4e-309 is subnormal (few bits); gamma z / sigma = 2e-6 at sigma = 1e-301 is not."""
+    sigma = 1e-301
+    p = ng.MixNormal(np.array([[0.0], [-sigma * np.sqrt(2 * 710.0)]]), sigma)  # Delta = 710 at x = 0
+    x = np.zeros((1, 1))
+    z = (x - p.mus)[:, 0].astype(np.longdouble) / np.longdouble(sigma)
+    log_k = -0.5 * z**2
+    gamma = np.exp(log_k - np.log(np.exp(log_k).sum()))
+    expected = (gamma * z / np.longdouble(sigma)).astype(np.float64)
+    assert 0 < gamma[1] < np.finfo(np.float64).tiny
+    np.testing.assert_allclose(p.score(x)["mus"][0, :, 0], expected, rtol=1e-10)
