@@ -10,9 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import RNGLike, as_float_array, check_finite, check_grad, check_sample_count
+from ._checks import (
+    RNGLike,
+    as_dtype,
+    as_float_array,
+    check_finite,
+    check_grad,
+    check_params,
+    check_sample_bytes,
+    check_sample_count,
+)
 
 Grad = dict[str, np.ndarray]
+
+# Non-finite intermediates are not reported as they arise: every result is checked by
+# ``_finite``, which names the input responsible (a RuntimeWarning first would be the same
+# failure reported twice, and escape as a warning from a call that then raises).
+def checked_after() -> np.errstate:
+    """The floating-point state of a computation whose result ``_finite`` checks."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 class Distribution:
@@ -26,18 +42,24 @@ class Distribution:
 
     def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
         """Draw ``n`` samples, shape (n, *event_shape)."""
-        check_sample_count("n", n)
-        return self._sample(int(n), rng)
+        n = check_sample_count("n", n)
+        check_params(self)
+        check_sample_bytes(n, self.params)
+        return self._sample(n, rng)
 
     def log_prob(self, x: object) -> np.ndarray:
         """log p_theta(x_i) for each sample, shape (n,)."""
         x = self.check_x(x)
-        return self._finite({"log_prob": self._log_prob(x)}, x)["log_prob"]
+        with checked_after():
+            log_prob = self._log_prob(x)
+        return self._finite({"log_prob": log_prob}, x)["log_prob"]
 
     def score(self, x: object) -> Grad:
         """grad_theta log p_theta(x_i): name -> array (n, *param.shape)."""
         x = self.check_x(x)
-        return self._finite(self._score(x), x)
+        with checked_after():
+            scores = self._score(x)
+        return self._finite(scores, x)
 
     def weighted_score(self, w: object, x: object) -> Grad:
         """sum_i w[i] * score(x)[name][i]: name -> array param.shape."""
@@ -48,7 +70,10 @@ class Distribution:
             raise ValueError(
                 f"w has shape {weights.shape} but x has {n} samples; expected w of shape ({n},)"
             )
-        return self._finite(self._weighted_score(weights.astype(self.dtype, copy=False), x), x, weights)
+        weights = as_dtype("w", weights, self.dtype)
+        with checked_after():
+            grad = self._weighted_score(weights, x)
+        return self._finite(grad, x, weights)
 
     def natural_gradient(self, grad: Grad) -> Grad:
         """The inverse Fisher information applied to ``grad`` (closed form)."""
@@ -62,6 +87,7 @@ class Distribution:
 
     def check_grad(self, grad: Grad) -> Grad:
         """Validate a gradient dict against ``params`` (same names and shapes)."""
+        check_params(self)
         return check_grad(self.params, grad)
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:

@@ -8,7 +8,7 @@ what was received.
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -22,6 +22,8 @@ def as_rng(rng: RNGLike) -> np.random.Generator | np.random.RandomState:
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
     if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng is not None and rng < 0:
+            raise ValueError(f"rng as an int seed must be >= 0, got {rng}")
         return np.random.default_rng(rng)
     raise TypeError(
         "rng must be a numpy Generator, RandomState, int seed or None, "
@@ -97,7 +99,7 @@ def _as_float(name: str, a: object, dtype: np.dtype | None) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in _FLOATS else np.dtype(np.float64)
-    return arr.astype(dtype, copy=False)
+    return as_dtype(name, arr, np.dtype(dtype))  # float64 values beyond float32 are named, not warned about
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:
@@ -111,12 +113,103 @@ def check_positive(name: str, arr: np.ndarray) -> None:
         raise ValueError(f"{name} must be > 0, got minimum {float(np.min(arr))}")
 
 
+# Largest count of anything numpy can index: one array may hold at most this many bytes.
+MAX_COUNT = int(np.iinfo(np.intp).max)
+
+
 def check_sample_count(name: str, n: object, minimum: int = 1) -> int:
+    """An int of any integer type (bool excluded) in [minimum, MAX_COUNT], returned as a Python int."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {n}")
-    return int(n)
+    count = int(n)  # before comparing: numpy integer scalars wrap around in their own type
+    if count < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {count}")
+    if count > MAX_COUNT:
+        raise ValueError(f"{name} must be <= {MAX_COUNT} (the largest array numpy can index), got {count}")
+    return count
+
+
+def check_sample_bytes(n: int, params: dict[str, np.ndarray]) -> None:
+    """Raise a ValueError naming n when n samples cannot fit one numpy array.
+
+    Bounded by n times the parameters' total size in bytes: every sample of these
+    distributions (and its sampling scratch) has at most that many entries per parameter entry.
+    """
+    per_sample = max(1, sum(v.size * v.itemsize for v in params.values()))
+    if n > MAX_COUNT // per_sample:
+        raise ValueError(
+            f"n={n} samples need about {n * per_sample} bytes, more than one numpy array can hold "
+            f"({MAX_COUNT}); draw them in smaller batches"
+        )
+
+
+def check_sigma(sigma: np.ndarray) -> np.ndarray:
+    """sigma finite and > 0 (checked wherever it is used: it may be changed in place)."""
+    check_finite("sigma", sigma)
+    check_positive("sigma", sigma)
+    return sigma
+
+
+def cast_sigma(sigma: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A validated copy of sigma in the parameters' dtype, checked after the cast (1e39 and 1e-46 fail in float32)."""
+    with np.errstate(over="ignore", under="ignore"):  # checked just below, in the target dtype
+        cast = np.array(sigma, dtype=dtype)
+    if not np.isfinite(cast).all() or not (cast > 0).all():
+        raise ValueError(
+            f"sigma must be finite and > 0 in {np.dtype(dtype)}, the parameters' dtype: "
+            f"{sigma.tolist()} becomes {cast.tolist()} there"
+        )
+    return cast
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def as_dtype(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``arr`` cast to ``dtype`` (the parameters'); a ValueError naming ``name`` if finite values overflow there."""
+    if arr.dtype == dtype:
+        return arr
+    with np.errstate(over="ignore"):  # checked just below
+        cast = arr.astype(dtype)
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(cast).all():
+        check_finite(name, arr)
+        raise ValueError(
+            f"{name} has values beyond the range of {np.dtype(dtype)}, the parameters' dtype "
+            f"(largest magnitude {float(np.max(np.abs(arr)))}); rescale {name}"
+        )
+    return cast
+
+
+def check_params(dist: Any) -> None:
+    """Every entry of ``dist.params`` is still a finite array of the shape and dtype it was built with.
+
+    The rule for ``params``: entries may be updated in place or replaced by an array of
+    the same shape and dtype; the distribution reads them from ``params`` at every call.
+    Adding or removing entries, or replacing one by something else, raises here, at the
+    next call, naming the entry.  The first call records the spec (constructors make it).
+    """
+    params = dist.params
+    spec: dict[str, tuple[tuple[int, ...], np.dtype]] | None = getattr(dist, "_param_spec", None)
+    if spec is None:
+        spec = dist._param_spec = {name: (np.shape(v), np.asarray(v).dtype) for name, v in params.items()}
+    if not isinstance(params, dict) or set(params) != set(spec):
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(
+            f"params must keep the keys {sorted(spec)}, got {got}: update or replace entries, never add or remove them"
+        )
+    for name, (shape, dtype) in spec.items():
+        value = params[name]
+        if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
+            is_array = isinstance(value, np.ndarray)
+            got = f"{value.dtype} array of shape {value.shape}" if is_array else type(value).__name__
+            raise ValueError(
+                f"params[{name!r}] was replaced by a {got}; expected a {dtype} array of shape {shape} "
+                "(replace an entry only by an array of the same shape and dtype)"
+            )
+        check_finite(f"params[{name!r}]", value)
 
 
 def per_sample(name: str, values: object, n: int, max_ndim: int | None = None) -> np.ndarray:

@@ -60,6 +60,9 @@ BLOCK = 256
 # Largest tolerated bound on the exponent's rounding error for the GEMM form: 1e-12 in
 # float64; in float32 the project's float32 tolerance, 1e-4 (typically 1e-6 is reached).
 GRAM_MAX_ERROR = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
+# Bandwidths whose square and inverse square are normal float64 numbers (Entropy checks them).
+MIN_BANDWIDTH = float(np.sqrt(np.finfo(np.float64).tiny))  # 1.5e-154
+MAX_BANDWIDTH = float(np.sqrt(np.finfo(np.float64).max))  # 1.3e154
 
 
 def keeps_kernel(n: int, dtype: np.dtype) -> bool:
@@ -73,13 +76,18 @@ def kernel_sums(z: np.ndarray, bandwidth: float, block: int | None = None) -> tu
     ``block`` forces the recomputed path with b x b tiles; by default the kernel is kept
     when it fits in ``KEEP_BYTES`` and recomputed in ``BLOCK`` tiles otherwise.
     """
-    n = z.shape[0]
-    tiles = _Tiles(z, bandwidth)
-    if block is None and keeps_kernel(n, z.dtype):
-        density, nested = _kept(tiles, n)
-    else:
-        density, nested = _recomputed(tiles, n, block or BLOCK)
-    return density.astype(z.dtype), nested.astype(z.dtype)
+    n, dtype = z.shape[0], z.dtype
+    if bandwidth**-2 > float(np.finfo(dtype).max):  # 1/h^2 overflows the dtype (float32: h < 1e-19): use float64
+        z = z.astype(np.float64)
+    # An exponent -||z_i - z_j||^2 / h^2 that overflows is -inf, and K_ij = exp(-inf) = 0 is then
+    # exact: a tiny bandwidth, or behaviours far apart, give the identity kernel, not a warning.
+    with np.errstate(over="ignore"):
+        tiles = _Tiles(z, bandwidth)
+        if block is None and keeps_kernel(n, z.dtype):
+            density, nested = _kept(tiles, n)
+        else:
+            density, nested = _recomputed(tiles, n, min(block or BLOCK, n))  # tiles no larger than n
+    return density.astype(dtype), nested.astype(dtype)
 
 
 def _exp(tile: np.ndarray) -> None:

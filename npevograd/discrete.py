@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Distribution, Grad
-from ._checks import RNGLike, as_float_array, float_dtype, uniform
+from ._checks import RNGLike, as_dtype, as_float_array, check_params, float_dtype, uniform
 
 
 def _logits(name: str, logits: object, ndim: int, shape_text: str) -> np.ndarray:
@@ -29,6 +29,7 @@ class Bernoulli(Distribution):
 
     def __init__(self, logits: object):
         self.params = {"logits": _logits("logits", logits, 1, "(d,) with d >= 1")}
+        check_params(self)  # records the shape and dtype that params entries keep
 
     @property
     def logits(self) -> np.ndarray:
@@ -41,6 +42,7 @@ class Bernoulli(Distribution):
         return expit(self.logits)
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         arr = as_float_array("x", x, dtype=self.dtype)
         d = self.logits.shape[0]
         if arr.ndim != 2 or arr.shape[1] != d or arr.shape[0] == 0:
@@ -63,9 +65,19 @@ class Bernoulli(Distribution):
         return {"logits": w @ x - w.sum() * self.probs}
 
     def natural_gradient(self, grad: Grad) -> Grad:
+        r"""g / F with :math:`F = s(1 - s) = \sigma(\ell)\sigma(-\ell)`, clamped below at the dtype's eps.
+
+        Where :math:`s(1 - s) <` eps (:math:`|\ell| > 36` in float64, 16 in float32) the
+        gradient's entries :math:`x - s` are themselves at the rounding level of the
+        weights, so the clamp maps them to the order of the true natural gradient
+        (:math:`\sum_i w_i / s` or :math:`-\sum_i w_i / (1 - s)`) instead of dividing
+        rounding noise, or 0, by an underflowed 0.
+        """
+        from scipy.special import expit
+
         grad = self.check_grad(grad)
-        s = self.probs
-        return {"logits": grad["logits"] / (s * (1 - s))}
+        fisher = expit(self.logits) * expit(-self.logits)  # s (1 - s), accurate on both tails
+        return {"logits": _divide_clamped(grad, self.dtype, fisher)}
 
 
 class Categorical(Distribution):
@@ -84,6 +96,7 @@ class Categorical(Distribution):
 
     def __init__(self, logits: object):
         self.params = {"logits": _logits("logits", logits, 2, "(d, m) with d, m >= 1")}
+        check_params(self)  # records the shape and dtype that params entries keep
 
     @property
     def logits(self) -> np.ndarray:
@@ -96,6 +109,7 @@ class Categorical(Distribution):
         return softmax(self.logits, axis=1)
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         arr = np.asarray(x)
         d, m = self.logits.shape
         if not np.issubdtype(arr.dtype, np.integer):
@@ -133,5 +147,19 @@ class Categorical(Distribution):
         return {"logits": (counts - w.sum() * self.probs).astype(self.dtype, copy=False)}
 
     def natural_gradient(self, grad: Grad) -> Grad:
+        """g / pi, with pi clamped below at the dtype's eps (as for ``Bernoulli``: rounding-level entries of g)."""
         grad = self.check_grad(grad)
-        return {"logits": grad["logits"] / self.probs}
+        return {"logits": _divide_clamped(grad, self.dtype, self.probs)}
+
+
+def _divide_clamped(grad: Grad, dtype: np.dtype, fisher: np.ndarray) -> np.ndarray:
+    """grad["logits"] / max(fisher, eps) in the parameters' dtype; a ValueError naming grad if it overflows."""
+    g = as_dtype("grad['logits']", grad["logits"], dtype)
+    with np.errstate(over="ignore"):  # checked just below
+        natural = g / np.maximum(fisher, np.finfo(dtype).eps)
+    if not np.isfinite(natural).all():
+        raise ValueError(
+            f"grad['logits'] (largest magnitude {float(np.max(np.abs(g)))}) divided by the Fisher "
+            f"information overflows {np.dtype(dtype)}; rescale the gradient"
+        )
+    return natural

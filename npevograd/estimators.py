@@ -185,13 +185,13 @@ class Mean(Estimator):
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         f = self._fitness(values, n)
-        value = float(f.sum() / n)
+        w = f / n  # outer expectation: dJ/dr_i = f_i / n
+        value = _mean_value(w)
         if self.baseline is not None or self.normalize:
-            centred = f - f.sum() / n  # f_i - mean(f): the mean baseline, and normalize at r = 1
+            centred = f - f.dtype.type(value)  # f_i - mean(f): the mean baseline, and normalize at r = 1
             if self.baseline == "loo":
                 centred *= n / (n - 1)  # f_i - b_i = n/(n-1) (f_i - mean(f))
             return value, centred / n
-        w = f / n  # outer expectation: dJ/dr_i = f_i / n
         return value, w
 
     def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
@@ -271,6 +271,11 @@ class Entropy(Estimator):
         h = as_float_array("bandwidth", bandwidth)
         if h.shape != () or not h > 0:
             raise ValueError(f"bandwidth must be a positive scalar, got {bandwidth!r}")
+        if not _kde.MIN_BANDWIDTH <= h <= _kde.MAX_BANDWIDTH:
+            raise ValueError(
+                f"bandwidth must be in [{_kde.MIN_BANDWIDTH:.3g}, {_kde.MAX_BANDWIDTH:.3g}] "
+                f"(h**2 and 1/h**2 normal float64 numbers), got {bandwidth!r}"
+            )
         valid_block = isinstance(block_size, int) and not isinstance(block_size, bool) and block_size >= 1
         if block_size is not None and not valid_block:
             raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
@@ -318,6 +323,15 @@ def _count(values: object) -> int:
     return shape[0] if shape else 0
 
 
+def _mean_value(w: np.ndarray) -> float:
+    """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f."""
+    with np.errstate(over="ignore"):  # only a mean within rounding of the float64 limit overflows
+        value = float(np.sum(w, dtype=np.float64))
+    if not np.isfinite(value):
+        raise ValueError("values: their mean overflows float64 (it is within rounding of the largest float)")
+    return value
+
+
 def expectation(values: object, x: object, p: Distribution) -> Estimate:
     r"""EvoGrad's primitive: the sample mean of ``values`` and its score-function Jacobian.
 
@@ -336,7 +350,11 @@ def expectation(values: object, x: object, p: Distribution) -> Estimate:
     v = per_sample("values", values, x.shape[0])
     w = v / x.shape[0]
     if v.ndim == 1:
-        return Estimate(value=float(v.mean()), grad=p.weighted_score(w, x), weights=w)
+        return Estimate(value=_mean_value(w), grad=p.weighted_score(w, x), weights=w)
     scores = p.score(x)
-    grad = {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}
-    return Estimate(value=v.mean(axis=0), grad=grad, weights=w)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        grad = {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}
+        value = w.sum(axis=0)  # mean of v from v / n: finite for finite v
+    if not all(np.isfinite(g).all() for g in grad.values()) or not np.isfinite(value).all():
+        raise ValueError("values: their mean or its gradient overflows; rescale values")
+    return Estimate(value=value, grad=grad, weights=w)

@@ -7,7 +7,19 @@ import math
 import numpy as np
 
 from ._base import Distribution, Grad
-from ._checks import RNGLike, as_float_array, as_rng, check_positive, float_dtype, standard_normal, uniform
+from ._checks import (
+    RNGLike,
+    as_dtype,
+    as_float_array,
+    as_rng,
+    cast_sigma,
+    check_params,
+    check_positive,
+    check_sigma,
+    float_dtype,
+    standard_normal,
+    uniform,
+)
 
 
 class MixNormal(Distribution):
@@ -33,7 +45,13 @@ class MixNormal(Distribution):
         check_positive("sigma", sigma_arr)
         dtype = float_dtype(mus_arr)
         self.params = {"mus": np.array(mus_arr, dtype=dtype)}
-        self.sigma = np.array(sigma_arr, dtype=dtype)
+        self._sigma = cast_sigma(sigma_arr, dtype)  # checked after the cast: 1e39 is inf in float32
+        check_params(self)  # records the shapes and dtype that params entries keep
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """The shared sigma (fixed, not in ``params``), checked finite and > 0 at every use."""
+        return check_sigma(self._sigma)
 
     @property
     def mus(self) -> np.ndarray:
@@ -44,10 +62,11 @@ class MixNormal(Distribution):
         return self.mus.shape[1]
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return arr
+        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         rng = as_rng(rng)
@@ -55,30 +74,68 @@ class MixNormal(Distribution):
         component = np.minimum((uniform(rng, (n,)) * n_components).astype(np.intp), n_components - 1)
         return self.mus[component] + self.sigma * standard_normal(rng, (n, self.dim), self.dtype)
 
-    def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """eps_ik = x_i - mu_k (n, K, d) and log N(x_i; mu_k) up to the shared constant (n, K)."""
-        eps = x[:, None, :] - self.mus[None, :, :]
-        return eps, -0.5 * np.einsum("ikj,ikj->ik", eps, eps) / self.sigma**2
+    def _log_components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z_ik = (x_i - mu_k) / sigma (n, K, d); log N(x_i; mu_k) relative to the nearest component m,
+        -(||z_ik||^2 - ||z_im||^2) / 2 (n, K); and ||z_im||^2 / 2 (n,).
+
+        The difference of squared norms is taken as a product, never as a difference of squares:
+
+            ||z_k||^2 - ||z_m||^2 = ((mu_m - mu_k) / sigma) . (z_k + z_m)
+
+        so it is exact to rounding however far x is (1e208 sigma away from components 1e-8
+        apart), finite (or inf: responsibility 0) wherever ||z||^2 itself would overflow.
+        """
+        mus = self.mus
+        z = (x[:, None, :] - mus[None, :, :]) / self.sigma
+        peak = np.max(np.abs(z), axis=2)
+        safe = np.where(peak > 0, peak, 1)
+        unit = z / safe[:, :, None]
+        r = safe * np.sqrt(np.einsum("ikj,ikj->ik", unit, unit))  # ||z_ik||, scaled before squaring
+        r[np.isinf(peak)] = np.inf  # z overflowed (inf / inf is NaN in unit): that component is infinitely far
+        nearest = np.argmin(r, axis=1)
+        rows = np.arange(x.shape[0])
+        apart = (mus[nearest][:, None, :] - mus[None, :, :]) / self.sigma  # (mu_m - mu_k) / sigma
+        log_k = -0.5 * np.einsum("ikj,ikj->ik", apart, z + z[rows, nearest][:, None, :])
+        m = r[rows, nearest]
+        return z, log_k, 0.5 * m * m
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         from scipy.special import logsumexp  # imported when first used: import npevograd stays light
 
-        _, log_k = self._log_components(x)
+        _, log_k, nearest = self._log_components(x)
         n_components = self.mus.shape[0]
         const = self.dim * (np.log(self.sigma) + 0.5 * math.log(2 * math.pi)) + math.log(n_components)
-        return logsumexp(log_k, axis=1) - const
+        return logsumexp(log_k, axis=1) - nearest - const
 
     def _score(self, x: np.ndarray) -> Grad:
-        from scipy.special import softmax
-
-        eps, log_k = self._log_components(x)
-        gamma = softmax(log_k, axis=1)
-        return {"mus": gamma[:, :, None] * eps / self.sigma**2}
+        z, log_k, _ = self._log_components(x)
+        ratio = self._responsibilities_over_sigma(log_k)  # gamma_ik / sigma
+        return {"mus": ratio[:, :, None] * _where_responsible(ratio, z)}
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
-        from scipy.special import softmax
+        z, log_k, _ = self._log_components(x)
+        ratio = self._responsibilities_over_sigma(log_k)  # gamma_ik / sigma, (n, K)
+        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2 = sum_i (w_i gamma_ik / sigma) z_ik
+        w_ratio = w[:, None] * ratio
+        grad = np.einsum("ik,ikj->kj", w_ratio, _where_responsible(w_ratio, z))
+        if not np.isfinite(grad).all():  # w gamma / sigma overflowed (where a score may be 0): scores first
+            grad = np.einsum("i,ikj->kj", w, ratio[:, :, None] * _where_responsible(ratio, z))
+        return {"mus": grad}
 
-        eps, log_k = self._log_components(x)
-        w_gamma = w[:, None] * softmax(log_k, axis=1)  # w_i gamma_ik, (n, K)
-        # sum_i w_i gamma_ik (x_i - mu_k) / sigma^2
-        return {"mus": np.einsum("ik,ikj->kj", w_gamma, eps) / self.sigma**2}
+    def _responsibilities_over_sigma(self, log_k: np.ndarray) -> np.ndarray:
+        """gamma_ik / sigma (n, K); where gamma underflows (to 0, or to a subnormal with few bits) but
+        gamma / sigma need not (sigma = 1e-301, gamma = exp(-815)), from the logs instead."""
+        from scipy.special import logsumexp, softmax
+
+        gamma = softmax(log_k, axis=1)
+        ratio = gamma / self.sigma
+        lost = gamma < np.finfo(gamma.dtype).tiny
+        if lost.any():
+            log_ratio = log_k - logsumexp(log_k, axis=1, keepdims=True) - np.log(self.sigma)
+            ratio = np.where(lost, np.exp(log_ratio), ratio)
+        return ratio
+
+
+def _where_responsible(gamma: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """z where gamma_ik != 0, else 0: a component too far to matter adds exactly 0, even if its z overflowed."""
+    return np.where(gamma[:, :, None] != 0, z, 0)

@@ -10,9 +10,15 @@ import numpy as np
 from ._base import Distribution, Grad
 from ._checks import (
     RNGLike,
+    as_dtype,
     as_float_array,
+    cast_sigma,
+    check_bool,
+    check_params,
     check_positive,
+    check_sample_bytes,
     check_sample_count,
+    check_sigma,
     float_dtype,
     standard_normal,
 )
@@ -49,6 +55,9 @@ class Normal(Distribution):
         Standard deviation, scalar (isotropic) or per coordinate (diagonal).
     learn_sigma : bool
         If true, ``params`` holds ``sigma`` too and every score includes it.
+        A fixed sigma is ``p.sigma`` (not in ``params``).  Either is checked finite
+        and > 0 wherever it is used, so one changed in place (or driven there by an
+        optimizer step) raises the same error as a bad constructor argument.
     noise : NoiseTable, optional
         Draw every sample from this shared noise table, as
         :math:`x_i = \mu + s_i \sigma \odot T[k_i : k_i + d]` (Salimans et al. 2017);
@@ -76,17 +85,19 @@ class Normal(Distribution):
                 f"sigma must be a scalar or have shape ({d},) to match mu, got shape {sigma_arr.shape}"
             )
         check_positive("sigma", sigma_arr)
+        learn_sigma = check_bool("learn_sigma", learn_sigma)
         if noise is not None:
             if not isinstance(noise, NoiseTable):
                 raise TypeError(f"noise must be a NoiseTable or None, got {type(noise).__name__}")
             if noise.size < d:
                 raise ValueError(f"noise table has {noise.size} entries, fewer than the dimension d={d}")
         self.noise = noise
-        self.learn_sigma = bool(learn_sigma)
+        self.learn_sigma = learn_sigma
         self.params = {"mu": np.array(mu_arr, dtype=dtype)}
-        self._sigma = np.array(sigma_arr, dtype=dtype)
+        self._sigma = cast_sigma(sigma_arr, dtype)  # checked after the cast: 1e39 is inf in float32
         if self.learn_sigma:
             self.params["sigma"] = self._sigma
+        check_params(self)  # records the shapes and dtype that params entries keep
 
     @property
     def mu(self) -> np.ndarray:
@@ -94,10 +105,8 @@ class Normal(Distribution):
 
     @property
     def sigma(self) -> np.ndarray:
-        """Current sigma; a learned one is checked positive (an optimizer step may have broken it)."""
-        if self.learn_sigma:
-            check_positive("sigma", self._sigma)
-        return self._sigma
+        """Current sigma (``params["sigma"]`` when learned), checked finite and > 0 at every use."""
+        return check_sigma(self.params["sigma"] if self.learn_sigma else self._sigma)
 
     @property
     def dim(self) -> int:
@@ -120,6 +129,8 @@ class Normal(Distribution):
         are the decoded windows of the table, so both forms are the same draw.
         """
         n = check_sample_count("n", n)
+        check_params(self)
+        check_sample_bytes(n, self.params)
         if encode or self.noise is not None:
             if self.noise is None:
                 raise ValueError(
@@ -146,6 +157,7 @@ class Normal(Distribution):
         return EncodedSamples(indices, np.ones(n, dtype=np.int8), self.dim, table)
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         if isinstance(x, EncodedSamples):
             if x.dim != self.dim:
                 raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
@@ -153,7 +165,7 @@ class Normal(Distribution):
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return arr
+        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
 
     def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
         return standard_normal(rng, (n, self.dim), self.dtype)
@@ -177,12 +189,14 @@ class Normal(Distribution):
             x = decode_windows(self.mu, self.sigma, x)
         sigma = self.sigma
         eps = x - self.mu
-        scores = {"mu": eps / sigma**2}
-        if self.learn_sigma:
+        z = eps / sigma  # divided before squaring: sigma**2 under- or overflows first
+        z_over_sigma = z / sigma
+        scores = {"mu": z_over_sigma}
+        if self.learn_sigma:  # z^2 / sigma as z (z / sigma): z^2 may overflow where the score does not
             if self.isotropic:
-                scores["sigma"] = np.einsum("ij,ij->i", eps, eps) / sigma**3 - self.dim / sigma
+                scores["sigma"] = np.einsum("ij,ij->i", z, z_over_sigma) - self.dim / sigma
             else:
-                scores["sigma"] = eps**2 / sigma**3 - 1 / sigma
+                scores["sigma"] = z * z_over_sigma - 1 / sigma
         return scores
 
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
@@ -191,19 +205,37 @@ class Normal(Distribution):
         sigma, mu = self.sigma, self.mu
         w_sum = w.sum()
         if not self.learn_sigma:
-            # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x.
-            return {"mu": (w @ x - w_sum * mu) / sigma**2}
-        # sum_i w_i eps_i and sum_i w_i eps_i^2, from blocks eps_i = x_i - mu: one pass over x.
+            # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x, kept where
+            # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
+            shift = w_sum * mu
+            shortcut = w @ x - shift
+            floor = np.finfo(shortcut.dtype).tiny / np.finfo(shortcut.dtype).eps
+            accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)  # False for NaN
+            if np.isfinite(shortcut).all() and accurate.all():
+                return {"mu": shortcut / sigma / sigma}
+        # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
+        # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
+        # form below): neither cancellation against mu nor under- or overflow of w eps or sigma^2.
         n, d = x.shape
-        w_eps, w_eps2 = weighted_row_sums(
-            lambda start, stop: x[start:stop] - mu, n, d, np.result_type(w, x), w, w
+        w_z, w_z2 = weighted_row_sums(
+            lambda start, stop: (x[start:stop] - mu) / sigma, n, d, np.result_type(w, x), w,
+            w if self.learn_sigma else None,
         )
-        assert w_eps2 is not None  # b = w was given
-        grad = {"mu": w_eps / sigma**2}
+        grad = {"mu": w_z / sigma}
+        if w_z2 is None:
+            return grad
         if self.isotropic:
-            grad["sigma"] = w_eps2.sum() / sigma**3 - self.dim * w_sum / sigma
+            grad["sigma"] = (w_z2.sum() - self.dim * w_sum) / sigma
         else:
-            grad["sigma"] = w_eps2 / sigma**3 - w_sum / sigma
+            grad["sigma"] = (w_z2 - w_sum) / sigma
+        if not np.isfinite(grad["sigma"]).all():  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
+            root = np.sqrt(sigma)
+            w_e, w_e2 = weighted_row_sums(
+                lambda start, stop: (x[start:stop] - mu) / sigma / root, n, d, np.result_type(w, x), w, w
+            )
+            assert w_e2 is not None
+            grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
+            grad["sigma"] = w_e2.sum() - self.dim * w_sum / sigma if self.isotropic else w_e2 - w_sum / sigma
         return grad
 
     def _weighted_score_encoded(self, w: np.ndarray, x: EncodedSamples) -> Grad:
@@ -234,10 +266,17 @@ class Normal(Distribution):
     def natural_gradient(self, grad: Grad) -> Grad:
         r"""F^{-1} g: mu: sigma^2 g; sigma: sigma^2 g / 2 (diagonal), sigma^2 g / (2d) (isotropic)."""
         grad = self.check_grad(grad)
-        var = self.sigma**2
-        natural = {"mu": var * grad["mu"]}
-        if self.learn_sigma:
-            natural["sigma"] = var * grad["sigma"] / (2 * self.dim if self.isotropic else 2)
+        sigma = self.sigma
+        with np.errstate(over="ignore"):  # checked just below
+            natural = {"mu": sigma * (sigma * grad["mu"])}  # sigma^2 g, without forming sigma^2
+            if self.learn_sigma:
+                natural["sigma"] = sigma * (sigma * grad["sigma"]) / (2 * self.dim if self.isotropic else 2)
+        for name, value in natural.items():
+            if not np.isfinite(value).all():
+                raise ValueError(
+                    f"the natural gradient sigma^2 grad[{name!r}] overflows {value.dtype} "
+                    f"(largest |grad| {float(np.max(np.abs(grad[name])))}, largest sigma {float(np.max(sigma))})"
+                )
         return natural
 
 

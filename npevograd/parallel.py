@@ -40,6 +40,9 @@ Faults
   raised here as :class:`FitnessError`, naming the index of the failing sample
   and chained to the original exception, which carries the worker's traceback.
   To find that index, a batch whose call raised is re-run one sample at a time.
+  ``SystemExit`` (a fitness calling ``sys.exit``) counts as such an exception, and
+  so does a NaN or infinite fitness value: a ``FitnessError`` naming that sample
+  (its cause a ``ValueError`` quoting the value), at once, on every executor.
 * A worker process that dies (killed, out of memory, segfault) loses its batch:
   the batch is resubmitted, to another worker, up to ``max_retries`` times, and
   then :class:`WorkerLostError` is raised.  Every sample's value is taken from
@@ -179,6 +182,12 @@ class _Failure:
         return (_Failure, (self.index, self.start, self.stop, exc, self.traceback))
 
 
+# What a fitness may raise that becomes a FitnessError: every Exception, and SystemExit (a fitness
+# calling sys.exit would otherwise end this process, or a worker and with it the batch).
+# KeyboardInterrupt and GeneratorExit still propagate.
+_FITNESS_ERRORS = (Exception, SystemExit)
+
+
 def _failure(index: int | None, batch: _EncodedBatch | _RowBatch, exc: BaseException) -> _Failure:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return _Failure(index, batch.start, batch.stop, exc, text)
@@ -190,12 +199,12 @@ def _run_batch(batch: _EncodedBatch | _RowBatch) -> np.ndarray | _Failure:
     m = x.shape[0]
     try:
         values = batch.fitness(x)
-    except Exception as exc:
+    except _FITNESS_ERRORS as exc:
         if m > 1:  # name the failing sample: re-run the batch one sample at a time
             for j in range(m):
                 try:
                     batch.fitness(x[j : j + 1])
-                except Exception as single_exc:
+                except _FITNESS_ERRORS as single_exc:
                     return _failure(batch.start + j, batch, single_exc)
         return _failure(batch.start if m == 1 else None, batch, exc)
     try:
@@ -207,6 +216,11 @@ def _run_batch(batch: _EncodedBatch | _RowBatch) -> np.ndarray | _Failure:
             )
     except (TypeError, ValueError) as exc:
         return _failure(None, batch, exc)
+    finite = np.isfinite(arr.reshape(m, -1)).all(axis=1)
+    if not finite.all():  # the estimators would reject it later, without the sample's index
+        j = int(np.argmin(finite))
+        bad = ValueError(f"fitness returned a non-finite value for sample {batch.start + j}: {arr[j].tolist()}")
+        return _failure(batch.start + j, batch, bad)
     return arr
 
 

@@ -15,11 +15,18 @@ from ._checks import as_float_array
 
 
 def standardize(name: str, arr: np.ndarray) -> np.ndarray:
-    """(v - mean) / std(ddof=1) along axis 0 of a validated float array, with errors that name ``name``."""
+    """(v - mean) / std(ddof=1) along axis 0 of a validated float array, with errors that name ``name``.
+
+    The z-scores do not depend on the scale, so each column is first divided by its
+    largest magnitude: the sums and squares then stay in [0, 4n] whatever the input's
+    scale (1e-300 or 1e300), never underflowing or overflowing.
+    """
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to z-score, got shape {arr.shape}")
-    mean = arr.sum(axis=0) / arr.shape[0]
-    centred = arr - mean
+    peak = np.max(np.abs(arr), axis=0)
+    unit = arr / np.where(peak > 0, peak, 1)  # |unit| <= 1; an all-zero column stays 0 (and is constant)
+    mean = unit.sum(axis=0) / arr.shape[0]
+    centred = unit - mean
     std = np.sqrt(np.square(centred).sum(axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums
     # A constant column's computed std is rounding noise (at most about 71 eps |mean| for
     # pairwise sums), not always 0; where std is that small, max == min decides exactly.

@@ -238,8 +238,14 @@ PRE_ESTIMATORS = {
 
 
 @pytest.mark.parametrize("name", sorted(PRE_ESTIMATORS))
-def test_without_a_proposal_every_result_is_bit_identical_to_before_reuse(name):
-    """Against outputs stored by the code before sample reuse (tests/data/generate_pre_reuse_outputs.py)."""
+def test_without_a_proposal_every_result_is_what_it_was_before_reuse(name):
+    """Against outputs stored by the code before sample reuse (tests/data/generate_pre_reuse_outputs.py).
+
+    When sample reuse landed these were equal bit for bit.  The hardening that followed
+    (issue 13) changed the rounding on purpose: z-scores divide each column by its peak
+    before squaring, and a mean is summed from f_i / n.  So each array must now agree
+    with the stored one to a few units in the last place of its largest entry.
+    """
     stored = np.load(PRE_REUSE)
     keys = [k for k in stored.files if k.split("|")[2] == name and k.endswith("|value")]
     assert len(keys) == 2 * 8  # every example distribution at the time, both dtypes
@@ -248,11 +254,24 @@ def test_without_a_proposal_every_result_is_bit_identical_to_before_reuse(name):
         example, dtype = prefix.split("|")[:2]
         p = EXAMPLES[example](np.dtype(dtype).type)
         result = PRE_ESTIMATORS[name](stored[prefix + "|values"], stored[prefix + "|x"], p)
-        np.testing.assert_array_equal(np.asarray(result.value), stored[key], err_msg=prefix)
-        np.testing.assert_array_equal(result.weights, stored[prefix + "|weights"], err_msg=prefix)
+        weights = stored[prefix + "|weights"]
+        eps = np.finfo(weights.dtype).eps
+        _assert_ulps_close(result.weights, weights, eps * np.abs(weights).max(), prefix + "|weights")
+        value_scale = max(abs(float(stored[key])), float(np.abs(weights).sum()))  # a sum of n terms
+        _assert_ulps_close(result.value, stored[key], eps * value_scale, prefix + "|value")
+        scores = p.score(stored[prefix + "|x"])
         for param in p.params:
-            np.testing.assert_array_equal(result.grad[param], stored[f"{prefix}|grad|{param}"], err_msg=prefix)
+            # a gradient is a sum of n terms w_i score_i that may cancel: its rounding scales with sum_i |w_i||s_i|
+            term_scale = np.tensordot(np.abs(weights), np.abs(scores[param]), axes=(0, 0)).max()
+            _assert_ulps_close(result.grad[param], stored[f"{prefix}|grad|{param}"], eps * term_scale, prefix)
         assert result.ratios is None and result.ess == len(result.weights)
+
+
+def _assert_ulps_close(actual: object, expected: np.ndarray, ulp: float, label: str, ulps: int = 16) -> None:
+    """|actual - expected| <= ulps units of ``ulp`` (eps times the scale of the quantity), same dtype."""
+    expected = np.asarray(expected)
+    assert np.asarray(actual).dtype == expected.dtype, label
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=ulps * float(ulp), err_msg=label)
 
 
 # ---- errors ----

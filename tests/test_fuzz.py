@@ -1,0 +1,502 @@
+"""Property-based fuzzing of the public API (issue 13).
+
+Every public constructor and call gets finite inputs across 1e-300..1e300, NaN/inf,
+wrong shapes and dtypes, n in {1, 2, 3}, float32 and float64.  The property, for each call:
+
+* either a ValueError/TypeError whose message names one of the call's arguments,
+* or a finite result in the parameters' dtype that agrees with a reference computed in
+  ``np.longdouble`` (80-bit on x86: 1e300 squared is representable), to within the
+  rounding error of the terms it sums (``magnitude``: the sum of their absolute values);
+  where the reference itself is finite and clear of the dtype's limits, an error is a defect;
+* the inputs (arrays and the distribution's parameters) are never mutated;
+* no RuntimeWarning escapes.
+
+The example budget is small by default (a few seconds in total, derandomized, so the
+normal suite is deterministic).  ``NPEVOGRAD_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz.py``
+runs a longer, randomized search.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import npevograd as ng
+from npevograd.optim import SGD, Adam
+from npevograd.parallel import FitnessError, evaluate
+
+L = np.longdouble
+_LONG = int(os.environ.get("NPEVOGRAD_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(
+    max_examples=_LONG or 25,
+    derandomize=not _LONG,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
+SCALES = [1e-300, 1e-200, 1e-100, 1e-30, 1e-8, 1.0, 1e8, 1e30, 1e100, 1e200, 1e300]
+SCALES32 = [1e-30, 1e-8, 1.0, 1e8, 1e30]
+
+
+# --- input strategies ---------------------------------------------------------------------------
+
+
+@st.composite
+def arrays(draw, shape: tuple[int, ...], dtype, special: bool = True, positive: bool = False) -> np.ndarray:
+    """Moderate values times one extreme scale; sometimes a NaN or inf at one entry."""
+    scales = SCALES32 if dtype == np.float32 else SCALES
+    scale = draw(st.sampled_from(scales))
+    size = int(np.prod(shape))
+    base = draw(st.lists(st.floats(0.1 if positive else -4, 4, allow_nan=False), min_size=size, max_size=size))
+    arr = (np.array(base, dtype=np.float64) * scale).astype(dtype).reshape(shape)
+    if special and size and draw(st.integers(0, 9)) == 0:
+        arr.flat[draw(st.integers(0, size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    return arr
+
+
+def wrong(draw, good: np.ndarray) -> Any:
+    """Sometimes replace a good argument by one of the wrong shape or type."""
+    kind = draw(st.integers(0, 14))
+    if kind == 0:
+        return good.reshape(good.shape + (1,))
+    if kind == 1:
+        return good.ravel()[:-1] if good.size > 1 else np.zeros((2, 2, 2))
+    if kind == 2:
+        return good.astype(complex)
+    if kind == 3:
+        return "abc"
+    return good
+
+
+# --- the property -------------------------------------------------------------------------------
+
+
+class Outcome:
+    def __init__(self, value: Any = None, error: Exception | None = None):
+        self.value, self.error = value, error
+
+
+def run(call: Callable[[], Any], names: list[str], inputs: list[Any]) -> Outcome:
+    """Run ``call``: no RuntimeWarning, inputs unmutated, errors only ValueError/TypeError naming an argument."""
+    before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in inputs]
+    with warnings.catch_warnings(), np.errstate(all="warn", under="ignore"):  # numpy's defaults
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            outcome = Outcome(value=call())
+        except (ValueError, TypeError) as exc:
+            message = str(exc)
+            assert any(name in message for name in names), (names, repr(exc))
+            outcome = Outcome(error=exc)
+    for old, new in zip(before, inputs):
+        if isinstance(old, np.ndarray):
+            np.testing.assert_array_equal(old, new, err_msg="an input was mutated")
+    COUNTER["calls"] += 1
+    return outcome
+
+
+COUNTER = {"calls": 0}
+
+
+def agrees(ours: np.ndarray, ref: np.ndarray, magnitude: np.ndarray, dtype, what: str) -> None:
+    """ours (dtype) equals the longdouble reference to within the rounding of the summed terms."""
+    ours = np.asarray(ours)
+    assert ours.dtype == dtype, (what, ours.dtype, dtype)
+    assert np.isfinite(ours).all(), (what, ours)
+    finfo = np.finfo(dtype)
+    # results below the smallest normal number are underflow: finite, but no agreement is claimed
+    tol = 64 * float(finfo.eps) * np.asarray(magnitude, dtype=L) + L(64) * L(float(finfo.tiny))
+    err = np.abs(ours.astype(L) - ref)
+    assert (err <= tol).all(), (what, ours, ref, magnitude)
+
+
+def representable(ref: np.ndarray, magnitude: np.ndarray, dtype) -> bool:
+    """The reference and its terms are clear of the dtype's overflow limit (an error there is a defect)."""
+    limit = L(float(np.finfo(dtype).max)) / L(2**12)
+    return bool(np.isfinite(ref).all() and (np.abs(np.asarray(magnitude, dtype=L)) < limit).all())
+
+
+def check(outcome: Outcome, ref: np.ndarray | None, magnitude: np.ndarray | None, dtype, what: str,
+          terms: np.ndarray | None = None) -> None:
+    """``terms``: the per-sample scores of a weighted sum; an error is allowed if one of them overflows."""
+    if outcome.error is not None:
+        allowed = terms is not None and not representable(terms, terms, dtype)
+        if ref is not None and magnitude is not None and representable(ref, magnitude, dtype) and not allowed:
+            raise AssertionError(f"{what}: error {outcome.error!r} though the reference is finite: {ref}")
+        return
+    if ref is None:
+        value = np.asarray(outcome.value)
+        assert np.isfinite(value).all(), (what, value)
+        return
+    if not np.isfinite(ref).all() or (np.abs(ref) > L(float(np.finfo(dtype).max))).any():
+        raise AssertionError(f"{what}: finite result {outcome.value} where the reference overflows: {ref}")
+    agrees(outcome.value, ref, magnitude, dtype, what)
+
+
+# --- longdouble references ---------------------------------------------------------------------------
+
+
+def ref_normal_score(mu, sigma, x, learn, isotropic):
+    eps = x.astype(L) - mu.astype(L)
+    s = sigma.astype(L)
+    score = {"mu": eps / s**2}
+    # (|x| + |mu|) / sigma^2 bounds the rounding of the fixed-sigma form (w @ x - sum(w) mu) / sigma^2
+    mags = {"mu": (np.abs(x.astype(L)) + np.abs(mu.astype(L))) / s**2}
+    if learn:
+        if isotropic:
+            score["sigma"] = (eps**2).sum(axis=1) / s**3 - x.shape[1] / s
+            mags["sigma"] = (eps**2).sum(axis=1) / s**3 + x.shape[1] / s
+        else:
+            score["sigma"] = eps**2 / s**3 - 1 / s
+            mags["sigma"] = eps**2 / s**3 + 1 / s
+    d = x.shape[1]
+    log_det = d * np.log(s) if isotropic else np.log(s).sum()
+    quad = 0.5 * ((eps / s) ** 2).sum(axis=1)
+    log_prob = -quad - log_det - L(0.5) * d * np.log(L(2) * L(np.pi))
+    log_mag = quad + np.abs(log_det) + d
+    return score, mags, log_prob, log_mag
+
+
+def ref_mix_score(mus, sigma, x):
+    eps = x.astype(L)[:, None, :] - mus.astype(L)[None]
+    s = L(sigma)
+    log_k = -0.5 * (eps**2).sum(axis=2) / s**2
+    gamma = np.exp(log_k - log_k.max(axis=1, keepdims=True))
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    score = gamma[:, :, None] * eps / s**2
+    # gamma = exp(log_k - ...) carries the rounding of log_k, about eps ||z||^2, as a relative error
+    sensitivity = 1 + (eps**2).sum(axis=2, keepdims=True) / s**2
+    return {"mus": score}, {"mus": np.abs(score) * sensitivity}
+
+
+def ref_discrete_score(p, x):
+    logits = p.logits.astype(L)
+    if isinstance(p, ng.Bernoulli):
+        s = 1 / (1 + np.exp(-logits))
+        score = x.astype(L) - s
+        return {"logits": score}, {"logits": np.abs(x.astype(L)) + s}
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    pi = e / e.sum(axis=1, keepdims=True)
+    onehot = np.eye(p.logits.shape[1], dtype=L)[x]
+    return {"logits": onehot - pi}, {"logits": onehot + pi}
+
+
+def ref_score(p, x):
+    if isinstance(p, ng.Normal):
+        score, mags, _, _ = ref_normal_score(p.mu, p.sigma, x, p.learn_sigma, p.isotropic)
+        return score, mags
+    if isinstance(p, ng.MixNormal):
+        return ref_mix_score(p.mus, p.sigma, x)
+    return ref_discrete_score(p, x)
+
+
+def ref_weighted(p, w, x):
+    """The weighted score, its magnitude, and the per-sample terms' magnitudes."""
+    score, mags = ref_score(p, x)
+    wl = w.astype(L)
+    ref = {k: np.tensordot(wl, v, axes=(0, 0)) for k, v in score.items()}
+    mag = {k: np.tensordot(np.abs(wl), v, axes=(0, 0)) for k, v in mags.items()}
+    return ref, mag, mags
+
+
+def ref_encoded(p, w, encoded):
+    """The weighted score of encoded samples from the windows themselves: x_i - mu = s_i sigma T_i exactly."""
+    z = encoded.signs.astype(L)[:, None] * encoded.table.rows(encoded.indices, encoded.dim).astype(L)
+    s, wl = p.sigma.astype(L), w.astype(L)
+    score = {"mu": z / s, "sigma": ((z**2).sum(axis=1) - z.shape[1]) / s if p.isotropic else (z**2 - 1) / s}
+    mags = {"mu": np.abs(z) / s, "sigma": ((z**2).sum(axis=1) + z.shape[1]) / s if p.isotropic else (z**2 + 1) / s}
+    ref = {k: np.tensordot(wl, v, axes=(0, 0)) for k, v in score.items()}
+    mag = {k: np.tensordot(np.abs(wl), v, axes=(0, 0)) for k, v in mags.items()}
+    return ref, mag, mags
+
+
+def ref_zscore(f):
+    fl = f.astype(L)
+    centred = fl - fl.mean(axis=0)
+    return centred / np.sqrt((centred**2).sum(axis=0) / (fl.shape[0] - 1))
+
+
+# --- distributions -----------------------------------------------------------------------------------
+
+
+@st.composite
+def distributions(draw):
+    """(name, constructor thunk, constructor inputs, the arguments' names, dtype)."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    kind = draw(st.sampled_from(["normal", "normal-diag", "paired", "mix", "bernoulli", "categorical"]))
+    d = draw(st.integers(1, 3))
+    if kind.startswith("normal") or kind == "paired":
+        mu = wrong(draw, draw(arrays((d,), dtype)))
+        sigma_shape = (d,) if kind == "normal-diag" else ()
+        sigma = wrong(draw, draw(arrays(sigma_shape, np.float64, positive=draw(st.booleans()))))
+        learn = draw(st.sampled_from([True, False, True, "yes"]))
+        cls = ng.PairedNormal if kind == "paired" else ng.Normal
+        return kind, lambda: cls(mu, sigma, learn_sigma=learn), [mu, sigma], ["mu", "sigma", "learn_sigma"], dtype
+    if kind == "mix":
+        mus = wrong(draw, draw(arrays((draw(st.integers(1, 3)), d), dtype)))
+        sigma = draw(arrays((), np.float64, positive=True))
+        return kind, lambda: ng.MixNormal(mus, sigma), [mus, sigma], ["mus", "sigma"], dtype
+    shape = (d,) if kind == "bernoulli" else (d, draw(st.integers(1, 3)))
+    logits = wrong(draw, draw(arrays(shape, dtype)))
+    cls = ng.Bernoulli if kind == "bernoulli" else ng.Categorical
+    return kind, lambda: cls(logits), [logits], ["logits"], dtype
+
+
+def samples_for(draw, p, n):
+    """x for p: drawn from p (n samples) or, for the continuous ones, extreme values of p's shape."""
+    if isinstance(p, (ng.Normal, ng.MixNormal)) and draw(st.booleans()):
+        xdtype = draw(st.sampled_from([np.float32, np.float64]))
+        return draw(arrays((n, p.dim), xdtype, special=draw(st.booleans())))
+    if isinstance(p, ng.PairedNormal):
+        n = 2 * n
+    return p.sample(n, draw(st.integers(0, 2**32)))
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_distributions_and_their_calls(data):
+    draw = data.draw
+    kind, make, inputs, names, dtype = draw(distributions())
+    built = run(make, names, inputs)
+    if built.error is not None:
+        return
+    p = built.value
+    assert p.dtype == dtype
+    params_before = {k: v.copy() for k, v in p.params.items()}
+    n = draw(st.integers(1, 3))
+    sampled = run(lambda: p.sample(n, draw(st.integers(0, 2**32))), ["n"], [])
+    if isinstance(p, ng.PairedNormal) and n % 2:
+        assert sampled.error is not None
+    else:
+        check(sampled, None, None, dtype, "sample")
+        assert sampled.value.dtype == (np.int64 if isinstance(p, ng.Categorical) else dtype) or isinstance(
+            p, ng.Categorical)
+    try:
+        x = samples_for(draw, p, n)
+    except ValueError:  # sampling an extreme distribution can overflow: checked above
+        return
+    n = x.shape[0]
+    score_ref, score_mag = ref_score(p, x.astype(p.dtype) if x.dtype.kind == "f" else x)
+    outcome = run(lambda: p.score(x), ["x", "params", "sigma"], [x])
+    whole = np.concatenate([np.ravel(v) for v in score_mag.values()])  # one entry overflowing fails the call
+    for name in score_ref:
+        check(Outcome(outcome.value[name]) if outcome.error is None else outcome, score_ref[name],
+              score_mag[name], dtype, f"{kind}.score[{name}]", whole)
+    if isinstance(p, ng.Normal):
+        _, _, lp_ref, lp_mag = ref_normal_score(p.mu, p.sigma, x.astype(p.dtype), p.learn_sigma, p.isotropic)
+        outcome = run(lambda: p.log_prob(x), ["x", "params", "sigma"], [x])
+        check(outcome, lp_ref, lp_mag, dtype, f"{kind}.log_prob")
+    w = draw(arrays((n,), draw(st.sampled_from([np.float32, np.float64]))))
+    ws_ref, ws_mag, ws_terms = ref_weighted(p, w.astype(p.dtype) if np.isfinite(w).all() else w,
+                                            x.astype(p.dtype) if x.dtype.kind == "f" else x)
+    ws_terms = {name: np.concatenate([whole, *[np.ravel(v) for v in ws_mag.values()]]) for name in ws_terms}
+    outcome = run(lambda: p.weighted_score(w, x), ["x", "w", "params", "sigma"], [w, x])
+    for name in ws_ref:
+        check(Outcome(outcome.value[name]) if outcome.error is None else outcome,
+              ws_ref[name] if np.isfinite(w).all() else np.full(1, np.nan, dtype=L),
+              ws_mag[name], dtype, f"{kind}.weighted_score[{name}]", ws_terms[name])
+    estimators_on(draw, p, x, dtype, kind)
+    for name, value in p.params.items():
+        np.testing.assert_array_equal(value, params_before[name], err_msg=f"params[{name!r}] mutated")
+
+
+def estimators_on(draw, p, x, dtype, kind):
+    n = x.shape[0]
+    values = draw(arrays((n,) if draw(st.booleans()) else (n, draw(st.integers(1, 2))), np.float64))
+    values = wrong(draw, values) if draw(st.integers(0, 4)) == 0 else values
+    names = ["values", "behaviours", "f", "shaping(values)", "x", "params", "sigma", "bandwidth", "mean overflows"]
+    finite = (
+        isinstance(values, np.ndarray) and values.dtype.kind == "f" and np.isfinite(values).all()
+        and values.ndim in (1, 2) and values.shape[0] == n and (x.dtype.kind != "f" or np.isfinite(x).all())
+    )
+    xr = x.astype(p.dtype) if x.dtype.kind == "f" else x
+    shaping = draw(st.sampled_from([None, ng.zscore, ng.centered_ranks, ng.nes_utilities]))
+    outcome = run(lambda: ng.Mean(shaping=shaping)(values, x, p), names, [values, x])
+    if finite and values.ndim == 1 and shaping in (None, ng.zscore):
+        f = values.astype(L) if shaping is None else (ref_zscore(values) if n > 1 else None)
+        if f is not None and (shaping is None or np.ptp(values) > 0):
+            ws_ref, ws_mag, ws_terms = ref_weighted(p, (f / n).astype(np.float64).astype(p.dtype), xr)
+            ws_terms = {name: np.concatenate([np.ravel(v) for v in ws_terms.values()]) for name in ws_terms}
+            for name in ws_ref:
+                check(Outcome(outcome.value.grad[name]) if outcome.error is None else outcome,
+                      ws_ref[name], ws_mag[name], dtype, f"{kind}.Mean({shaping}).grad[{name}]", ws_terms[name])
+            if outcome.error is None:
+                assert np.isfinite(outcome.value.value)
+                np.testing.assert_allclose(float(outcome.value.value), float(f.mean()), rtol=1e-6,
+                                           atol=1e-12 * float(np.abs(f).max()))
+    if outcome.error is None and hasattr(p, "natural_gradient") and not isinstance(p, ng.MixNormal):
+        grad = outcome.value.grad
+        natural = run(lambda: p.natural_gradient(grad), ["grad", "params", "sigma"], [*grad.values()])
+        if natural.error is None:
+            for value in natural.value.values():
+                assert value.dtype == dtype and np.isfinite(value).all()
+    outcome = run(lambda: ng.Variance()(values, x, p), names, [values, x])
+    if finite and n > 1 and values.ndim <= 2 and (np.ptp(values, axis=0) > 0).all():
+        z = ref_zscore(values.reshape(n, -1))
+        w_ref = (z**2).sum(axis=1) / n
+        ws_ref, ws_mag, ws_terms = ref_weighted(p, w_ref.astype(np.float64).astype(p.dtype), xr)
+        ws_terms = {name: np.concatenate([np.ravel(v) for v in ws_terms.values()]) for name in ws_terms}
+        for name in ws_ref:  # an error is a defect only if the gradient is representable
+            check(Outcome(outcome.value.grad[name]) if outcome.error is None else outcome,
+                  ws_ref[name], ws_mag[name], dtype, f"{kind}.Variance.grad[{name}]", ws_terms[name])
+        if outcome.error is None:
+            np.testing.assert_allclose(outcome.value.weights, w_ref.astype(np.float64), rtol=1e-5,
+                                       atol=1e-6 * float(np.abs(w_ref).max()))  # z = 0 has weight ~ eps
+    bandwidth = draw(st.sampled_from([1e-300, 1e-150, 1e-30, 0.1, 1.0, 1e30, 1e150, 1e300]))
+    standardize = draw(st.booleans())
+    run(lambda: ng.Entropy(bandwidth=bandwidth, standardize=standardize)(values, x, p), names, [values, x])
+    run(lambda: ng.expectation(values, x, p), names, [values, x])
+
+
+# --- optimizers -----------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_optimizers(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 3))
+    theta = draw(arrays((d,), dtype, special=False))
+    lr = draw(st.sampled_from([1e-300, 1e-8, 0.1, 1.0, 1e8, 1e300, -1.0, np.nan]))
+    cls = draw(st.sampled_from([SGD, Adam]))
+    built = run(lambda: cls({"theta": theta}, lr=lr), ["lr", "params"], [])
+    if built.error is not None:
+        return
+    opt = built.value
+    ref_theta, m, v = theta.astype(L), np.zeros(d, dtype=L), np.zeros(d, dtype=L)
+    m_abs = np.zeros(d, dtype=L)  # the first moment of |g|: the rounding scale of m, which may cancel
+    path = np.abs(theta.astype(L))  # |theta_0| + the sizes of all steps so far: the rounding scale of theta
+    for t in range(1, draw(st.integers(1, 3)) + 1):
+        g = wrong(draw, draw(arrays((d,), np.float64)))
+        before = theta.copy()
+        outcome = run(lambda g=g: opt.step({"theta": g}), ["grad", "params"], [g])
+        if outcome.error is not None:
+            np.testing.assert_array_equal(theta, before, err_msg="a failed step changed the parameters")
+            return
+        gl = g.astype(L)
+        if (np.abs(g[g != 0]) < np.finfo(np.float64).tiny).any():
+            return  # subnormal gradient entries carry fewer bits: no agreement to claim
+        if cls is SGD:
+            step = L(lr) * gl
+            step_mag = np.abs(step)
+        else:
+            m = L(0.9) * m + L(0.1) * gl
+            m_abs = L(0.9) * m_abs + L(0.1) * np.abs(gl)
+            v = L(0.999) * v + L(0.001) * gl**2
+            denominator = (1 - L(0.9) ** t) * (np.sqrt(v / (1 - L(0.999) ** t)) + L(1e-8))
+            step, step_mag = L(lr) * m / denominator, L(lr) * m_abs / denominator
+        ref_theta = ref_theta + step.astype(np.float64).astype(dtype).astype(L)
+        path = path + step_mag
+        agrees(theta, ref_theta, path + t * step_mag, dtype, f"{cls.__name__} step {t}")
+
+
+# --- noise table and encoded samples ---------------------------------------------------------------------
+
+TABLE = ng.NoiseTable(200, 11, shared=False)
+INTEGER_TYPES = [np.uint8, np.int8, np.uint16, np.int32, np.uint64, np.int64, int]
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_noise_table_and_encoded_samples(data):
+    draw = data.draw
+    kind = draw(st.sampled_from(INTEGER_TYPES))
+    dim = draw(st.sampled_from([kind(1), kind(3), kind(7), 0, 201, 2.0, True]))
+    m = draw(st.integers(1, 3))
+    index_kind = draw(st.sampled_from([np.int16, np.uint16, np.int64, np.float64]))
+    indices = np.array([draw(st.integers(-2, 200)) for _ in range(m)]).astype(index_kind)
+    names = ["dim", "indices", "a", "b", "n", "rng", "signs", "table"]
+    rows = run(lambda: TABLE.rows(indices, dim), names, [indices])
+    if rows.error is None:
+        k = int(dim)
+        expected = np.stack([TABLE.array[i : i + k] for i in indices.astype(np.int64)])
+        np.testing.assert_array_equal(rows.value, expected)
+    a = draw(arrays((m,), draw(st.sampled_from([np.float32, np.float64]))))
+    b = draw(arrays((m,), np.float64)) if draw(st.booleans()) else None
+    contracted = run(lambda: TABLE.contract(indices, dim, a, b), names, [indices, a])
+    b_fits = b is None or (np.isfinite(b).all() and np.abs(b).max() <= np.finfo(a.dtype).max)
+    if rows.error is None and np.isfinite(a).all() and b_fits:
+        windows = rows.value.astype(L)
+        ref_a = np.tensordot(a.astype(L), windows, axes=(0, 0))
+        check(Outcome(contracted.value[0]) if contracted.error is None else contracted, ref_a,
+              np.tensordot(np.abs(a.astype(L)), np.abs(windows), axes=(0, 0)), a.dtype, "contract a")
+    n = draw(st.sampled_from([kind(1), kind(3), 0]))
+    run(lambda: TABLE.sample_index(draw(st.integers(-1, 5)), dim, n), names, [])
+    signs = np.array([draw(st.sampled_from([1, -1, 1, 0])) for _ in range(m)])
+    encoded = run(lambda: ng.EncodedSamples(indices, signs, dim, TABLE), names, [indices, signs])
+    if encoded.error is None:
+        enc = encoded.value
+        dtype = draw(st.sampled_from([np.float32, np.float64]))
+        mu = draw(arrays((int(dim),), dtype, special=False))
+        sigma = draw(arrays((int(dim),), np.float64, special=False, positive=True))
+        p = run(lambda: ng.Normal(mu, sigma, learn_sigma=True, noise=TABLE), ["sigma"], [mu])
+        if p.error is not None:
+            return
+        dist = p.value
+        w = draw(arrays((m,), np.float64, special=False))
+        decoded = run(lambda: dist.decode(enc), ["x", "params", "sigma"], [])
+        if decoded.error is None:
+            assert decoded.value.dtype == dtype and np.isfinite(decoded.value).all()
+        outcome = run(lambda: dist.weighted_score(w, enc), ["x", "w", "params", "sigma"], [w])
+        ref, mag, terms = ref_encoded(dist, w.astype(dtype), enc)
+        w_cast = np.abs(w.astype(dtype))
+        if (w_cast[w_cast > 0] < np.finfo(dtype).tiny).any():
+            return  # subnormal weights carry fewer bits than the dtype: no agreement to claim
+        terms = {name: np.concatenate([np.ravel(v) for v in terms.values()]) for name in terms}
+        for name in ref:
+            check(Outcome(outcome.value[name]) if outcome.error is None else outcome, ref[name], mag[name],
+                  dtype, f"encoded weighted_score[{name}]", terms[name])
+
+
+# --- parallel.evaluate, serially -------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_evaluate_serially(data):
+    draw = data.draw
+    n = draw(st.integers(1, 6))
+    out = draw(arrays((n,), np.float64))
+    p = ng.Normal(np.zeros(2), 1.0)
+
+    def fitness(x: np.ndarray) -> np.ndarray:
+        return out[START[0] : START[0] + x.shape[0]]
+
+    batch = draw(st.sampled_from([None, 1, 2, 4, 0]))
+    START[0] = 0
+
+    def counting(x: np.ndarray) -> np.ndarray:
+        values = fitness(x)
+        START[0] += x.shape[0]
+        return values
+
+    try:
+        result = evaluate(counting, p, n, 0, batch_size=batch)
+    except FitnessError as exc:
+        bad = np.flatnonzero(~np.isfinite(out))
+        assert bad.size and exc.index == bad[0], (exc, out)
+        return
+    except ValueError as exc:
+        assert batch == 0 and "batch_size" in str(exc)
+        return
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(result.fitness, out)
+
+
+START = [0]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_count():
+    yield
+    print(f"\nfuzz: {COUNTER['calls']} public calls checked")
