@@ -1,4 +1,7 @@
-"""Gaussian search distributions: ``Normal`` and its antithetic ``PairedNormal``."""
+"""Gaussian search distributions: ``Normal`` and its antithetic ``PairedNormal``.
+
+Their noise-table sampling (encode, decode, the streamed contraction) is ``_normal_table``'s.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,12 @@ from ._checks import (
     float_dtype,
     standard_normal,
 )
-from ._stream import weighted_row_sums
+from ._normal_contraction import weighted_deviations
+from ._normal_table import TableEncoding, decode_windows
 from .noise import EncodedSamples, NoiseTable
 
 
-class Normal(Distribution):
+class Normal(TableEncoding, Distribution):
     r"""Gaussian N(mu, diag(sigma^2)) with isotropic or diagonal sigma.
 
     .. math::
@@ -141,21 +145,6 @@ class Normal(Distribution):
             return encoded if encode else self.decode(encoded)
         return self._sample(n, rng)
 
-    def decode(self, encoded: EncodedSamples) -> np.ndarray:
-        r"""The samples :math:`x_i = \mu + s_i \sigma \odot T[k_i : k_i + d]`, shape (n, d).
-
-        Computed as ``mu + (s_i * sigma) * T[k_i : k_i + d]`` in the parameters' dtype,
-        the order of operations of EvoGrad's ``decode``.
-        """
-        if not isinstance(encoded, EncodedSamples):
-            raise TypeError(f"encoded must be EncodedSamples, got {type(encoded).__name__}")
-        self.check_x(encoded)
-        return decode_windows(self.mu, self.sigma, encoded)
-
-    def _encode(self, n: int, table: NoiseTable, rng: RNGLike) -> EncodedSamples:
-        indices = table.sample_index(rng, self.dim, n)
-        return EncodedSamples(indices, np.ones(n, dtype=np.int8), self.dim, table)
-
     def check_x(self, x: object) -> np.ndarray:
         check_params(self)
         if isinstance(x, EncodedSamples):
@@ -202,66 +191,7 @@ class Normal(Distribution):
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         if isinstance(x, EncodedSamples):
             return self._weighted_score_encoded(w, x)
-        sigma, mu = self.sigma, self.mu
-        w_sum = w.sum()
-        if not self.learn_sigma:
-            # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x, kept where
-            # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
-            shift = w_sum * mu
-            shortcut = w @ x - shift
-            floor = np.finfo(shortcut.dtype).tiny / np.finfo(shortcut.dtype).eps
-            accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)  # False for NaN
-            if np.isfinite(shortcut).all() and accurate.all():
-                return {"mu": shortcut / sigma / sigma}
-        # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
-        # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
-        # form below): neither cancellation against mu nor under- or overflow of w eps or sigma^2.
-        n, d = x.shape
-        w_z, w_z2 = weighted_row_sums(
-            lambda start, stop: (x[start:stop] - mu) / sigma, n, d, np.result_type(w, x), w,
-            w if self.learn_sigma else None,
-        )
-        grad = {"mu": w_z / sigma}
-        if w_z2 is None:
-            return grad
-        if self.isotropic:
-            grad["sigma"] = (w_z2.sum() - self.dim * w_sum) / sigma
-        else:
-            grad["sigma"] = (w_z2 - w_sum) / sigma
-        if not np.isfinite(grad["sigma"]).all():  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
-            root = np.sqrt(sigma)
-            w_e, w_e2 = weighted_row_sums(
-                lambda start, stop: (x[start:stop] - mu) / sigma / root, n, d, np.result_type(w, x), w, w
-            )
-            assert w_e2 is not None
-            grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
-            grad["sigma"] = w_e2.sum() - self.dim * w_sum / sigma if self.isotropic else w_e2 - w_sum / sigma
-        return grad
-
-    def _weighted_score_encoded(self, w: np.ndarray, x: EncodedSamples) -> Grad:
-        r"""The same contraction on encoded samples, streamed over the noise table.
-
-        With :math:`x_i - \mu = s_i \sigma \epsilon_i`, :math:`\epsilon_i = T[k_i : k_i + d]`:
-
-        .. math::
-
-            \sum_i w_i \frac{x_i - \mu}{\sigma^2} = \frac{1}{\sigma} \sum_i (w_i s_i)\, \epsilon_i
-
-            \sum_i w_i \Big(\frac{(x_i - \mu)^2}{\sigma^3} - \frac{1}{\sigma}\Big)
-              = \frac{1}{\sigma}\Big(\sum_i w_i \epsilon_i^2 - \sum_i w_i\Big)
-              \;\text{(diagonal; isotropic: } \|\epsilon_i\|^2 \text{ and } d \sum_i w_i)
-        """
-        sigma = self.sigma
-        signed_w = w * x.signs  # the sign folded into the weight: w_i s_i
-        eps_sum, eps2_sum = x.table.contract(x.indices, self.dim, signed_w, w if self.learn_sigma else None)
-        grad = {"mu": eps_sum / sigma}
-        if self.learn_sigma and eps2_sum is not None:
-            w_sum = w.sum()
-            if self.isotropic:
-                grad["sigma"] = (eps2_sum.sum() - self.dim * w_sum) / sigma
-            else:
-                grad["sigma"] = (eps2_sum - w_sum) / sigma
-        return grad
+        return weighted_deviations(w, x, self.mu, self.sigma, self.learn_sigma, self.isotropic)
 
     def natural_gradient(self, grad: Grad) -> Grad:
         r"""F^{-1} g: mu: sigma^2 g; sigma: sigma^2 g / 2 (diagonal), sigma^2 g / (2d) (isotropic)."""
@@ -278,15 +208,6 @@ class Normal(Distribution):
                     f"(largest |grad| {float(np.max(np.abs(grad[name])))}, largest sigma {float(np.max(sigma))})"
                 )
         return natural
-
-
-def decode_windows(mu: np.ndarray, sigma: np.ndarray, encoded: EncodedSamples) -> np.ndarray:
-    """mu + (s_i * sigma) * T[k_i : k_i + d] for each encoded sample, in mu's dtype: (n, d)."""
-    x = encoded.table.rows(encoded.indices, encoded.dim).astype(mu.dtype, copy=False)
-    x *= sigma  # |s_i| sigma eps_i; negating afterwards is exact, so this equals (s_i sigma) eps_i
-    np.negative(x, out=x, where=(encoded.signs < 0)[:, None])
-    x += mu
-    return x
 
 
 class PairedNormal(Normal):

@@ -1,0 +1,60 @@
+r"""The contraction of ``Normal``'s score with per-sample weights, on an (n, d) sample array.
+
+.. math::
+
+    \sum_i w_i \frac{x_i - \mu}{\sigma^2} = \frac1\sigma \sum_i w_i\, z_i, \qquad
+    \sum_i w_i \Big(\frac{(x_i - \mu)^2}{\sigma^3} - \frac1\sigma\Big)
+    = \frac1\sigma\Big(\sum_i w_i z_i^2 - \sum_i w_i\Big)
+
+with :math:`z_i = (x_i - \mu) / \sigma` (isotropic sigma: summed over the coordinates,
+and :math:`d \sum_i w_i`).  With a fixed sigma the mu part is one BLAS product,
+``(w @ x - sum(w) mu) / sigma^2``, wherever that is accurate; otherwise, and for a learned
+sigma, x is read once in blocks of rows (``_stream.weighted_row_sums``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Grad
+from ._stream import weighted_row_sums
+
+
+def weighted_deviations(
+    w: np.ndarray, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray, learn_sigma: bool, isotropic: bool
+) -> Grad:
+    """``sum_i w_i score(x_i)`` for ``Normal(mu, sigma)``: {"mu"} or {"mu", "sigma"}."""
+    w_sum = w.sum()
+    if not learn_sigma:
+        # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x, kept where
+        # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
+        shift = w_sum * mu
+        shortcut = w @ x - shift
+        floor = np.finfo(shortcut.dtype).tiny / np.finfo(shortcut.dtype).eps
+        accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)  # False for NaN
+        if np.isfinite(shortcut).all() and accurate.all():
+            return {"mu": shortcut / sigma / sigma}
+    # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
+    # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
+    # form, _normal_table): neither cancellation against mu nor under- or overflow of w eps or sigma^2.
+    n, d = x.shape
+    w_z, w_z2 = weighted_row_sums(
+        lambda start, stop: (x[start:stop] - mu) / sigma, n, d, np.result_type(w, x), w,
+        w if learn_sigma else None,
+    )
+    grad = {"mu": w_z / sigma}
+    if w_z2 is None:
+        return grad
+    if isotropic:
+        grad["sigma"] = (w_z2.sum() - d * w_sum) / sigma
+    else:
+        grad["sigma"] = (w_z2 - w_sum) / sigma
+    if not np.isfinite(grad["sigma"]).all():  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
+        root = np.sqrt(sigma)
+        w_e, w_e2 = weighted_row_sums(
+            lambda start, stop: (x[start:stop] - mu) / sigma / root, n, d, np.result_type(w, x), w, w
+        )
+        assert w_e2 is not None
+        grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
+        grad["sigma"] = w_e2.sum() - d * w_sum / sigma if isotropic else w_e2 - w_sum / sigma
+    return grad
