@@ -12,6 +12,7 @@ import numpy as np
 
 from ._checks import (
     RNGLike,
+    all_finite,
     as_dtype,
     as_float_array,
     check_finite,
@@ -92,7 +93,7 @@ class Distribution:
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:
         """Return ``result`` if finite; otherwise name the input that made it not."""
-        if all(np.isfinite(v).all() for v in result.values()):
+        if all(all_finite(np.asarray(v)) for v in result.values()):
             return result
         if w is not None:
             check_finite("w", w)

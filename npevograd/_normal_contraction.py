@@ -14,11 +14,13 @@ sigma, x is read once in blocks of rows (``_stream.weighted_row_sums``).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
 
 from ._base import Grad
+from ._checks import all_finite, all_true
 from ._stream import weighted_row_sums
 
 
@@ -32,9 +34,8 @@ def weighted_deviations(
         # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
         shift = w_sum * mu
         shortcut = w @ x - shift
-        floor = np.finfo(shortcut.dtype).tiny / np.finfo(shortcut.dtype).eps
-        accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)  # False for NaN
-        if np.isfinite(shortcut).all() and accurate.all():
+        accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), _floor(shortcut.dtype))  # False for NaN
+        if all_true(accurate) and all_finite(shortcut):
             return {"mu": shortcut / sigma / sigma}
     # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
     # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
@@ -48,7 +49,7 @@ def weighted_deviations(
         grad["sigma"] = (w_z2.sum() - d * w_sum) / sigma
     else:
         grad["sigma"] = (w_z2 - w_sum) / sigma
-    if not np.isfinite(grad["sigma"]).all():  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
+    if not all_finite(grad["sigma"]):  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
         root = np.sqrt(sigma)
         w_e, w_e2 = weighted_row_sums(_scaled_rows(x, mu, sigma, root), n, d, np.result_type(w, x), w, w)
         assert w_e2 is not None
@@ -71,3 +72,10 @@ def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Callab
         return block
 
     return rows
+
+
+@functools.cache
+def _floor(dtype: np.dtype) -> np.floating:
+    """tiny / eps of ``dtype`` (cached: ``np.finfo`` costs as much as the test it feeds)."""
+    info = np.finfo(dtype)
+    return info.tiny / info.eps

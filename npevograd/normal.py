@@ -13,6 +13,7 @@ import numpy as np
 from ._base import Distribution, Grad
 from ._checks import (
     RNGLike,
+    all_finite,
     as_dtype,
     as_float_array,
     cast_sigma,
@@ -202,7 +203,7 @@ class Normal(TableEncoding, Distribution):
             if self.learn_sigma:
                 natural["sigma"] = sigma * (sigma * grad["sigma"]) / (2 * self.dim if self.isotropic else 2)
         for name, value in natural.items():
-            if not np.isfinite(value).all():
+            if not all_finite(value):
                 raise ValueError(
                     f"the natural gradient sigma^2 grad[{name!r}] overflows {value.dtype} "
                     f"(largest |grad| {float(np.max(np.abs(grad[name])))}, largest sigma {float(np.max(sigma))})"
