@@ -38,7 +38,7 @@ from . import _kde, _ratio_kde
 from ._base import Distribution, Grad
 from ._checks import as_float_array, behaviour_matrix, fitness_vector, per_sample
 from ._ratios import check_min_ess, check_ratios, effective_sample_size, importance_ratios, reuse_weights
-from .shaping import standardize
+from .shaping import on_validated, standardize
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,8 @@ class Mean(Estimator):
     def _fitness(self, values: object, n: int) -> np.ndarray:
         f = fitness_vector("values", values, n)
         if self.shaping is not None:
-            f = fitness_vector("shaping(values)", self.shaping(f), n)
+            body = on_validated(self.shaping)  # a built-in shaping: f is validated just above
+            f = fitness_vector("shaping(values)", self.shaping(f) if body is None else body(f), n)
         if self.baseline == "loo" and n < 2:
             raise ValueError(f"baseline='loo' needs at least 2 samples, got {n}")
         return f
@@ -326,7 +327,7 @@ def _count(values: object) -> int:
 def _mean_value(w: np.ndarray) -> float:
     """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f."""
     with np.errstate(over="ignore"):  # only a mean within rounding of the float64 limit overflows
-        value = float(np.sum(w, dtype=np.float64))
+        value = float(np.add.reduce(w, axis=None, dtype=np.float64))
     if not np.isfinite(value):
         raise ValueError("values: their mean overflows float64 (it is within rounding of the largest float)")
     return value
