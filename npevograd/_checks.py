@@ -153,7 +153,7 @@ def check_sample_bytes(n: int, params: dict[str, np.ndarray]) -> None:
     Bounded by n times the parameters' total size in bytes: every sample of these
     distributions (and its sampling scratch) has at most that many entries per parameter entry.
     """
-    per_sample = max(1, sum(v.size * v.itemsize for v in params.values()))
+    per_sample = max(1, sum(v.nbytes for v in params.values()))
     if n > MAX_COUNT // per_sample:
         raise ValueError(
             f"n={n} samples need about {n * per_sample} bytes, more than one numpy array can hold "
@@ -229,7 +229,8 @@ def check_params(dist: Any) -> None:
                 f"params[{name!r}] was replaced by a {got}; expected a {dtype} array of shape {shape} "
                 "(replace an entry only by an array of the same shape and dtype)"
             )
-        check_finite(f"params[{name!r}]", value)
+        if not all_finite(value):  # the name is formatted only for the error
+            check_finite(f"params[{name!r}]", value)
 
 
 def per_sample(name: str, values: object, n: int, max_ndim: int | None = None) -> np.ndarray:

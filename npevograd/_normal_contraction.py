@@ -15,12 +15,13 @@ sigma, x is read once in blocks of rows (``_stream.weighted_row_sums``).
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import numpy as np
 
 from ._base import Grad
-from ._checks import all_finite, all_true
+from ._checks import SMALL_SIZE, all_finite, all_true
 from ._stream import weighted_row_sums
 
 
@@ -28,14 +29,13 @@ def weighted_deviations(
     w: np.ndarray, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray, learn_sigma: bool, isotropic: bool
 ) -> Grad:
     """``sum_i w_i score(x_i)`` for ``Normal(mu, sigma)``: {"mu"} or {"mu", "sigma"}."""
-    w_sum = w.sum()
+    w_sum = np.add.reduce(w, axis=None)
     if not learn_sigma:
         # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x, kept where
         # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
         shift = w_sum * mu
         shortcut = w @ x - shift
-        accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), _floor(shortcut.dtype))  # False for NaN
-        if all_true(accurate) and all_finite(shortcut):
+        if _accurate(shortcut, shift):
             return {"mu": shortcut / sigma / sigma}
     # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
     # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
@@ -72,6 +72,19 @@ def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Callab
         return block
 
     return rows
+
+
+def _accurate(shortcut: np.ndarray, shift: np.ndarray) -> bool:
+    """Every |shortcut_j| >= max(2^-20 |shift_j|, floor) and finite (False for NaN)."""
+    floor = _floor(shortcut.dtype)
+    if shortcut.size <= SMALL_SIZE:  # a few coordinates: the same comparisons on Python floats
+        # 2^-20 |shift_j| is exact in double; where float32 would round it (below 2^-126) floor is larger
+        py_floor = float(floor)
+        return all(
+            math.isfinite(s) and abs(s) >= max(2.0**-20 * abs(h), py_floor)
+            for s, h in zip(shortcut.ravel().tolist(), shift.ravel().tolist())
+        )
+    return all_true(np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)) and all_finite(shortcut)
 
 
 @functools.cache

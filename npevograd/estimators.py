@@ -187,7 +187,7 @@ class Mean(Estimator):
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         f = self._fitness(values, n)
         w = f / n  # outer expectation: dJ/dr_i = f_i / n
-        value = _mean_value(w)
+        value = _mean_value(w, bounded=on_validated(self.shaping) is not None)
         if self.baseline is not None or self.normalize:
             centred = f - f.dtype.type(value)  # f_i - mean(f): the mean baseline, and normalize at r = 1
             if self.baseline == "loo":
@@ -324,8 +324,14 @@ def _count(values: object) -> int:
     return shape[0] if shape else 0
 
 
-def _mean_value(w: np.ndarray) -> float:
-    """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f."""
+def _mean_value(w: np.ndarray, bounded: bool = False) -> float:
+    """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f.
+
+    ``bounded``: f came from a built-in shaping, whose values are at most 1 (ranks) or about
+    sqrt(n) / eps (z-scores) in magnitude, so the sum cannot overflow: no floating-point guard.
+    """
+    if bounded:
+        return float(np.add.reduce(w, axis=None, dtype=np.float64))
     with np.errstate(over="ignore"):  # only a mean within rounding of the float64 limit overflows
         value = float(np.add.reduce(w, axis=None, dtype=np.float64))
     if not np.isfinite(value):

@@ -153,7 +153,7 @@ class Normal(TableEncoding, Distribution):
                 raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
             return x  # type: ignore[return-value]  # array-like: has shape (n, d) and len n
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
-        if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
+        if arr.ndim != 2 or arr.shape[1] != self.params["mu"].shape[0] or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
         return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
 

@@ -87,3 +87,22 @@ def test_in_place_scaled_rows_are_the_out_of_place_ones(isotropic, dtype):
     block = _scaled_rows(x, mu, sigma, root)(2, 6)
     np.testing.assert_array_equal(block, (x[2:6] - mu) / sigma / root)
     assert block.dtype == dtype
+
+
+@pytest.mark.parametrize("d", [1, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1])
+def test_shortcut_accuracy_test_small_and_large_agree(d, dtype):
+    """The fixed-sigma shortcut's test on Python floats (few coordinates) is the array test."""
+    from npevograd._normal_contraction import _accurate, _floor
+
+    rng = np.random.default_rng(d)
+    tiny = np.finfo(dtype).tiny
+    cases = [rng.standard_normal(d), np.full(d, 1e-20), np.full(d, 1e-39), np.full(d, 3e-31)]
+    for shortcut in cases:
+        for shift in (rng.standard_normal(d) * 1e6, np.full(d, 1e-33), np.zeros(d), np.full(d, tiny)):
+            for bad in (None, np.nan, np.inf):
+                s, h = shortcut.astype(dtype), shift.astype(dtype)
+                if bad is not None:
+                    s[-1] = bad
+                floor = _floor(np.dtype(dtype))
+                plain = bool((np.abs(s) >= np.maximum(2.0**-20 * np.abs(h), floor)).all() and np.isfinite(s).all())
+                assert _accurate(s, h) is plain
