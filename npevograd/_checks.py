@@ -163,8 +163,10 @@ def check_sample_bytes(n: int, params: dict[str, np.ndarray]) -> None:
 
 def check_sigma(sigma: np.ndarray) -> np.ndarray:
     """sigma finite and > 0 (checked wherever it is used: it may be changed in place)."""
-    if sigma.size <= SMALL_SIZE and all(0 < v < math.inf for v in sigma.ravel().tolist()):  # False for NaN
-        return sigma  # both checks below pass: one Python pass over a few floats instead
+    if sigma.size <= SMALL_SIZE:  # a few entries: both checks below on Python floats
+        values = sigma.ravel().tolist()
+        if all(map(math.isfinite, values)) and (not values or min(values) > 0):  # min of finite floats: exact
+            return sigma
     check_finite("sigma", sigma)
     check_positive("sigma", sigma)
     return sigma

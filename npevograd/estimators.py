@@ -227,7 +227,7 @@ class Variance(Estimator):
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         z = standardize("behaviours", behaviour_matrix("behaviours", values, n))
-        z_norm2 = np.einsum("ij,ij->i", z, z)  # ||z_i||^2
+        z_norm2 = np.square(z[:, 0]) if z.shape[1] == 1 else np.einsum("ij,ij->i", z, z)  # ||z_i||^2
         w = z_norm2 / n
         return float(z_norm2.sum() / n), w
 

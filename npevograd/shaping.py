@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import as_float_array
+from ._checks import all_true, as_float_array
 
 
 def standardize(name: str, arr: np.ndarray) -> np.ndarray:
@@ -27,8 +27,9 @@ def standardize(name: str, arr: np.ndarray) -> np.ndarray:
     peak = np.maximum.reduce(np.abs(arr), axis=0)
     if arr.ndim == 1:  # one column: its peak is a scalar, no np.where needed
         unit = arr / (peak if peak > 0 else 1)
-    else:
-        unit = arr / np.where(peak > 0, peak, 1)  # |unit| <= 1; an all-zero column stays 0 (and is constant)
+    else:  # |unit| <= 1; an all-zero column stays 0 (and is constant); np.where only if there is one
+        positive = peak > 0
+        unit = arr / (peak if all_true(positive) else np.where(positive, peak, 1))
     mean = np.add.reduce(unit, axis=0) / arr.shape[0]
     centred = unit - mean
     std = np.sqrt(np.add.reduce(np.square(centred), axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums

@@ -106,3 +106,15 @@ def test_shortcut_accuracy_test_small_and_large_agree(d, dtype):
                 floor = _floor(np.dtype(dtype))
                 plain = bool((np.abs(s) >= np.maximum(2.0**-20 * np.abs(h), floor)).all() and np.isfinite(s).all())
                 assert _accurate(s, h) is plain
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_variance_one_behaviour_is_the_einsum_form(k, dtype):
+    """One behaviour: ||z_i||^2 as z_i^2 (the sum of one product), the einsum's bits."""
+    rng = np.random.default_rng(k)
+    p = ng.Normal(np.zeros(2, dtype), 0.5)
+    x = p.sample(30, rng)
+    b = rng.standard_normal((30, k)).astype(dtype)
+    est = ng.Variance()(b, x, p)
+    z = ng.zscore(b)
+    np.testing.assert_array_equal(est.weights, np.einsum("ij,ij->i", z, z) / 30)
