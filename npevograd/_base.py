@@ -44,8 +44,7 @@ class Distribution:
     def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
         """Draw ``n`` samples, shape (n, *event_shape)."""
         n = check_sample_count("n", n)
-        check_params(self)
-        check_sample_bytes(n, self.params)
+        check_sample_bytes(n, check_params(self))
         return self._sample(n, rng)
 
     def log_prob(self, x: object) -> np.ndarray:

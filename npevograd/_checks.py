@@ -147,13 +147,13 @@ def check_sample_count(name: str, n: object, minimum: int = 1) -> int:
     return count
 
 
-def check_sample_bytes(n: int, params: dict[str, np.ndarray]) -> None:
+def check_sample_bytes(n: int, per_sample: int) -> None:
     """Raise a ValueError naming n when n samples cannot fit one numpy array.
 
-    Bounded by n times the parameters' total size in bytes: every sample of these
-    distributions (and its sampling scratch) has at most that many entries per parameter entry.
+    Bounded by n times ``per_sample``, the parameters' total size in bytes (``check_params``
+    returns it): every sample of these distributions (and its sampling scratch) has at
+    most that many entries per parameter entry.
     """
-    per_sample = max(1, sum(v.nbytes for v in params.values()))
     if n > MAX_COUNT // per_sample:
         raise ValueError(
             f"n={n} samples need about {n * per_sample} bytes, more than one numpy array can hold "
@@ -205,18 +205,20 @@ def as_dtype(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return cast
 
 
-def check_params(dist: Any) -> None:
+def check_params(dist: Any) -> int:
     """Every entry of ``dist.params`` is still a finite array of the shape and dtype it was built with.
 
     The rule for ``params``: entries may be updated in place or replaced by an array of
     the same shape and dtype; the distribution reads them from ``params`` at every call.
     Adding or removing entries, or replacing one by something else, raises here, at the
     next call, naming the entry.  The first call records the spec (constructors make it).
+    Returns the entries' total size in bytes (at least 1), fixed by the spec.
     """
     params = dist.params
     spec: dict[str, tuple[tuple[int, ...], np.dtype]] | None = getattr(dist, "_param_spec", None)
     if spec is None:
         spec = dist._param_spec = {name: (np.shape(v), np.asarray(v).dtype) for name, v in params.items()}
+        dist._param_bytes = max(1, sum(math.prod(shape) * dtype.itemsize for shape, dtype in spec.values()))
     if not isinstance(params, dict) or params.keys() != spec.keys():
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(
@@ -233,6 +235,7 @@ def check_params(dist: Any) -> None:
             )
         if not all_finite(value):  # the name is formatted only for the error
             check_finite(f"params[{name!r}]", value)
+    return dist._param_bytes  # type: ignore[no-any-return]
 
 
 def per_sample(name: str, values: object, n: int, max_ndim: int | None = None) -> np.ndarray:

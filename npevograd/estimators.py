@@ -90,7 +90,8 @@ class Estimator:
         x = p.check_x(x)
         n = x.shape[0]
         if proposal is None and log_proposal is None:
-            check_min_ess(float(n), n, min_ess)
+            if min_ess is not None:
+                check_min_ess(float(n), n, min_ess)
             value, w = self.weights(values, x.shape[0])
             return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
         per_sample("values", values, n)  # values against x first: the clearer error
