@@ -35,8 +35,8 @@ def standardize(name: str, arr: np.ndarray) -> np.ndarray:
     std = np.sqrt(np.add.reduce(np.square(centred), axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums
     # A constant column's computed std is rounding noise (at most about 71 eps |mean| for
     # pairwise sums), not always 0; where std is that small, max == min decides exactly.
-    rounding_level = std <= _rounding_scale(arr.dtype) * np.abs(mean)
-    if np.count_nonzero(rounding_level):
+    rounding_level = std <= _rounding_scale(arr.dtype) * abs(mean)  # abs: np.abs without a ufunc call on a scalar
+    if rounding_level if arr.ndim == 1 else np.count_nonzero(rounding_level):  # one column: a NumPy bool
         constant = np.atleast_1d(rounding_level & (arr.max(axis=0) == arr.min(axis=0)))
         if constant.any():
             where = "" if std.ndim == 0 else f" in column(s) {np.flatnonzero(constant).tolist()}"
