@@ -110,7 +110,7 @@ SMALL_SIZE = 16
 def all_finite(arr: np.ndarray) -> bool:
     """True when every entry of the float array ``arr`` is finite (exactly ``np.isfinite(arr).all()``)."""
     if arr.size <= SMALL_SIZE:
-        return all(map(math.isfinite, arr.ravel().tolist()))
+        return all(map(math.isfinite, arr.tolist() if arr.ndim == 1 else arr.ravel().tolist()))
     return bool(np.count_nonzero(np.isfinite(arr)) == arr.size)  # counted: no reduction's Python wrapper
 
 

@@ -80,10 +80,10 @@ def _accurate(shortcut: np.ndarray, shift: np.ndarray) -> bool:
     if shortcut.size <= SMALL_SIZE:  # a few coordinates: the same comparisons on Python floats
         # 2^-20 |shift_j| is exact in double; where float32 would round it (below 2^-126) floor is larger
         py_floor = float(floor)
-        return all(
-            math.isfinite(s) and abs(s) >= max(2.0**-20 * abs(h), py_floor)
-            for s, h in zip(shortcut.ravel().tolist(), shift.ravel().tolist())
-        )
+        for s, h in zip(shortcut.ravel().tolist(), shift.ravel().tolist()):
+            if not (abs(s) >= max(2.0**-20 * abs(h), py_floor) and math.isfinite(s)):
+                return False
+        return True
     return all_true(np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)) and all_finite(shortcut)
 
 
