@@ -12,6 +12,7 @@ import numpy as np
 
 from ._checks import (
     RNGLike,
+    all_finite,
     as_dtype,
     as_float_array,
     check_finite,
@@ -43,8 +44,7 @@ class Distribution:
     def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
         """Draw ``n`` samples, shape (n, *event_shape)."""
         n = check_sample_count("n", n)
-        check_params(self)
-        check_sample_bytes(n, self.params)
+        check_sample_bytes(n, check_params(self))
         return self._sample(n, rng)
 
     def log_prob(self, x: object) -> np.ndarray:
@@ -92,7 +92,7 @@ class Distribution:
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:
         """Return ``result`` if finite; otherwise name the input that made it not."""
-        if all(np.isfinite(v).all() for v in result.values()):
+        if all(all_finite(np.asarray(v)) for v in result.values()):
             return result
         if w is not None:
             check_finite("w", w)

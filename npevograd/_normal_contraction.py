@@ -14,9 +14,14 @@ sigma, x is read once in blocks of rows (``_stream.weighted_row_sums``).
 
 from __future__ import annotations
 
+import functools
+import math
+from typing import Callable
+
 import numpy as np
 
 from ._base import Grad
+from ._checks import SMALL_SIZE, all_finite, all_true
 from ._stream import weighted_row_sums
 
 
@@ -24,24 +29,19 @@ def weighted_deviations(
     w: np.ndarray, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray, learn_sigma: bool, isotropic: bool
 ) -> Grad:
     """``sum_i w_i score(x_i)`` for ``Normal(mu, sigma)``: {"mu"} or {"mu", "sigma"}."""
-    w_sum = w.sum()
+    w_sum = np.add.reduce(w, axis=None)
     if not learn_sigma:
         # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one BLAS pass over x, kept where
         # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
         shift = w_sum * mu
         shortcut = w @ x - shift
-        floor = np.finfo(shortcut.dtype).tiny / np.finfo(shortcut.dtype).eps
-        accurate = np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)  # False for NaN
-        if np.isfinite(shortcut).all() and accurate.all():
+        if _accurate(shortcut, shift):
             return {"mu": shortcut / sigma / sigma}
     # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
     # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
     # form, _normal_table): neither cancellation against mu nor under- or overflow of w eps or sigma^2.
     n, d = x.shape
-    w_z, w_z2 = weighted_row_sums(
-        lambda start, stop: (x[start:stop] - mu) / sigma, n, d, np.result_type(w, x), w,
-        w if learn_sigma else None,
-    )
+    w_z, w_z2 = weighted_row_sums(_scaled_rows(x, mu, sigma), n, d, np.result_type(w, x), w, w if learn_sigma else None)
     grad = {"mu": w_z / sigma}
     if w_z2 is None:
         return grad
@@ -49,12 +49,46 @@ def weighted_deviations(
         grad["sigma"] = (w_z2.sum() - d * w_sum) / sigma
     else:
         grad["sigma"] = (w_z2 - w_sum) / sigma
-    if not np.isfinite(grad["sigma"]).all():  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
+    if not all_finite(grad["sigma"]):  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
         root = np.sqrt(sigma)
-        w_e, w_e2 = weighted_row_sums(
-            lambda start, stop: (x[start:stop] - mu) / sigma / root, n, d, np.result_type(w, x), w, w
-        )
+        w_e, w_e2 = weighted_row_sums(_scaled_rows(x, mu, sigma, root), n, d, np.result_type(w, x), w, w)
         assert w_e2 is not None
         grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
         grad["sigma"] = w_e2.sum() - d * w_sum / sigma if isotropic else w_e2 - w_sum / sigma
     return grad
+
+
+def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """Blocks ``(x[start:stop] - mu) / divisor / ...``, divided in place (all in one dtype).
+
+    In place, the block is the only new array: a second one of the block's size is fresh
+    memory at every block, and its page faults cost ten times the arithmetic (issue 15).
+    """
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        block = x[start:stop] - mu
+        for divisor in divisors:
+            block /= divisor
+        return block
+
+    return rows
+
+
+def _accurate(shortcut: np.ndarray, shift: np.ndarray) -> bool:
+    """Every |shortcut_j| >= max(2^-20 |shift_j|, floor) and finite (False for NaN)."""
+    floor = _floor(shortcut.dtype)
+    if shortcut.size <= SMALL_SIZE:  # a few coordinates: the same comparisons on Python floats
+        # 2^-20 |shift_j| is exact in double; where float32 would round it (below 2^-126) floor is larger
+        py_floor = float(floor)
+        for s, h in zip(shortcut.ravel().tolist(), shift.ravel().tolist()):
+            if not (abs(s) >= max(2.0**-20 * abs(h), py_floor) and math.isfinite(s)):
+                return False
+        return True
+    return all_true(np.abs(shortcut) >= np.maximum(2.0**-20 * np.abs(shift), floor)) and all_finite(shortcut)
+
+
+@functools.cache
+def _floor(dtype: np.dtype) -> np.floating:
+    """tiny / eps of ``dtype`` (cached: ``np.finfo`` costs as much as the test it feeds)."""
+    info = np.finfo(dtype)
+    return info.tiny / info.eps

@@ -38,7 +38,7 @@ from . import _kde, _ratio_kde
 from ._base import Distribution, Grad
 from ._checks import as_float_array, behaviour_matrix, fitness_vector, per_sample
 from ._ratios import check_min_ess, check_ratios, effective_sample_size, importance_ratios, reuse_weights
-from .shaping import standardize
+from .shaping import on_validated, standardize
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ class Estimator:
         x = p.check_x(x)
         n = x.shape[0]
         if proposal is None and log_proposal is None:
-            check_min_ess(float(n), n, min_ess)
+            if min_ess is not None:
+                check_min_ess(float(n), n, min_ess)
             value, w = self.weights(values, x.shape[0])
             return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
         per_sample("values", values, n)  # values against x first: the clearer error
@@ -169,7 +170,8 @@ class Mean(Estimator):
     def _fitness(self, values: object, n: int) -> np.ndarray:
         f = fitness_vector("values", values, n)
         if self.shaping is not None:
-            f = fitness_vector("shaping(values)", self.shaping(f), n)
+            body = on_validated(self.shaping)  # a built-in shaping: f is validated just above
+            f = fitness_vector("shaping(values)", self.shaping(f) if body is None else body(f), n)
         if self.baseline == "loo" and n < 2:
             raise ValueError(f"baseline='loo' needs at least 2 samples, got {n}")
         return f
@@ -186,7 +188,7 @@ class Mean(Estimator):
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         f = self._fitness(values, n)
         w = f / n  # outer expectation: dJ/dr_i = f_i / n
-        value = _mean_value(w)
+        value = _mean_value(w, bounded=on_validated(self.shaping) is not None)
         if self.baseline is not None or self.normalize:
             centred = f - f.dtype.type(value)  # f_i - mean(f): the mean baseline, and normalize at r = 1
             if self.baseline == "loo":
@@ -226,7 +228,7 @@ class Variance(Estimator):
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         z = standardize("behaviours", behaviour_matrix("behaviours", values, n))
-        z_norm2 = np.einsum("ij,ij->i", z, z)  # ||z_i||^2
+        z_norm2 = np.square(z[:, 0]) if z.shape[1] == 1 else np.einsum("ij,ij->i", z, z)  # ||z_i||^2
         w = z_norm2 / n
         return float(z_norm2.sum() / n), w
 
@@ -323,10 +325,16 @@ def _count(values: object) -> int:
     return shape[0] if shape else 0
 
 
-def _mean_value(w: np.ndarray) -> float:
-    """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f."""
+def _mean_value(w: np.ndarray, bounded: bool = False) -> float:
+    """sum_i f_i / n from w_i = f_i / n: partial sums bounded by max |f|, finite for finite f.
+
+    ``bounded``: f came from a built-in shaping, whose values are at most 1 (ranks) or about
+    sqrt(n) / eps (z-scores) in magnitude, so the sum cannot overflow: no floating-point guard.
+    """
+    if bounded:
+        return float(np.add.reduce(w, axis=None, dtype=np.float64))
     with np.errstate(over="ignore"):  # only a mean within rounding of the float64 limit overflows
-        value = float(np.sum(w, dtype=np.float64))
+        value = float(np.add.reduce(w, axis=None, dtype=np.float64))
     if not np.isfinite(value):
         raise ValueError("values: their mean overflows float64 (it is within rounding of the largest float)")
     return value

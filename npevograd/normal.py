@@ -13,6 +13,7 @@ import numpy as np
 from ._base import Distribution, Grad
 from ._checks import (
     RNGLike,
+    all_finite,
     as_dtype,
     as_float_array,
     cast_sigma,
@@ -133,8 +134,7 @@ class Normal(TableEncoding, Distribution):
         are the decoded windows of the table, so both forms are the same draw.
         """
         n = check_sample_count("n", n)
-        check_params(self)
-        check_sample_bytes(n, self.params)
+        check_sample_bytes(n, check_params(self))
         if encode or self.noise is not None:
             if self.noise is None:
                 raise ValueError(
@@ -152,9 +152,10 @@ class Normal(TableEncoding, Distribution):
                 raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
             return x  # type: ignore[return-value]  # array-like: has shape (n, d) and len n
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
-        if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
+        mu = self.params["mu"]
+        if arr.ndim != 2 or arr.shape[1] != mu.shape[0] or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
+        return as_dtype("x", arr, mu.dtype)  # results in the parameters' dtype
 
     def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
         return standard_normal(rng, (n, self.dim), self.dtype)
@@ -202,7 +203,7 @@ class Normal(TableEncoding, Distribution):
             if self.learn_sigma:
                 natural["sigma"] = sigma * (sigma * grad["sigma"]) / (2 * self.dim if self.isotropic else 2)
         for name, value in natural.items():
-            if not np.isfinite(value).all():
+            if not all_finite(value):
                 raise ValueError(
                     f"the natural gradient sigma^2 grad[{name!r}] overflows {value.dtype} "
                     f"(largest |grad| {float(np.max(np.abs(grad[name])))}, largest sigma {float(np.max(sigma))})"

@@ -8,10 +8,11 @@ are invariant to any strictly increasing transform of it.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import numpy as np
 
-from ._checks import as_float_array
+from ._checks import all_true, as_float_array
 
 
 def standardize(name: str, arr: np.ndarray) -> np.ndarray:
@@ -23,15 +24,19 @@ def standardize(name: str, arr: np.ndarray) -> np.ndarray:
     """
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to z-score, got shape {arr.shape}")
-    peak = np.max(np.abs(arr), axis=0)
-    unit = arr / np.where(peak > 0, peak, 1)  # |unit| <= 1; an all-zero column stays 0 (and is constant)
-    mean = unit.sum(axis=0) / arr.shape[0]
+    peak = np.maximum.reduce(np.abs(arr), axis=0)
+    if arr.ndim == 1:  # one column: its peak is a scalar, no np.where needed
+        unit = arr / (peak if peak > 0 else 1)
+    else:  # |unit| <= 1; an all-zero column stays 0 (and is constant); np.where only if there is one
+        positive = peak > 0
+        unit = arr / (peak if all_true(positive) else np.where(positive, peak, 1))
+    mean = np.add.reduce(unit, axis=0) / arr.shape[0]
     centred = unit - mean
-    std = np.sqrt(np.square(centred).sum(axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums
+    std = np.sqrt(np.add.reduce(np.square(centred), axis=0) / (arr.shape[0] - 1))  # ddof=1, pairwise sums
     # A constant column's computed std is rounding noise (at most about 71 eps |mean| for
     # pairwise sums), not always 0; where std is that small, max == min decides exactly.
-    rounding_level = std <= 128 * np.finfo(arr.dtype).eps * np.abs(mean)
-    if rounding_level.any():
+    rounding_level = std <= _rounding_scale(arr.dtype) * abs(mean)  # abs: np.abs without a ufunc call on a scalar
+    if rounding_level if arr.ndim == 1 else np.count_nonzero(rounding_level):  # one column: a NumPy bool
         constant = np.atleast_1d(rounding_level & (arr.max(axis=0) == arr.min(axis=0)))
         if constant.any():
             where = "" if std.ndim == 0 else f" in column(s) {np.flatnonzero(constant).tolist()}"
@@ -40,21 +45,30 @@ def standardize(name: str, arr: np.ndarray) -> np.ndarray:
     return centred
 
 
+@functools.cache
+def _rounding_scale(dtype: np.dtype) -> np.floating:
+    """128 eps in ``dtype`` (cached: ``np.finfo`` costs as much as the z-scoring of a fitness vector)."""
+    return 128 * np.finfo(dtype).eps
+
+
 def zscore(f: object) -> np.ndarray:
     r"""z-score along axis 0: :math:`(f - \bar f) / s`, s the sample std with ddof=1.
 
     ddof=1 matches ``torch.std``'s default, which is what EvoGrad's demos use.
     """
-    return standardize("f", as_float_array("f", f))
+    return _zscore(as_float_array("f", f))
 
 
-def _ranks(name: str, f: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The validated array and each entry's lowest and highest 0-based rank along axis 0.
+def _zscore(arr: np.ndarray) -> np.ndarray:
+    return standardize("f", arr)
+
+
+def _ranks(name: str, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The array (validated by the caller) and each entry's lowest and highest 0-based rank along axis 0.
 
     Tied entries span ranks lo .. hi; their average rank (lo + hi) / 2 is
     ``scipy.stats.rankdata(method="average") - 1`` exactly, from one argsort.
     """
-    arr = as_float_array(name, f)
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples along axis 0 to rank, got shape {arr.shape}")
     if arr.ndim == 1:  # the usual fitness vector: plain 1-D indexing, fewer NumPy calls
@@ -126,7 +140,11 @@ def centered_ranks(f: object) -> np.ndarray:
     fitness gets -0.5, the highest +0.5; tied values share the average of their
     ranks, so equal fitness always gets equal weight, whatever the sample order.
     """
-    arr, lo, hi = _ranks("f", f)
+    return _centered_ranks(as_float_array("f", f))
+
+
+def _centered_ranks(arr: np.ndarray) -> np.ndarray:
+    arr, lo, hi = _ranks("f", arr)
     ranks = lo if lo is hi else (lo + hi) / 2  # 0 .. n-1, ties share their mean rank
     return (ranks / (arr.shape[0] - 1) - 0.5).astype(arr.dtype, copy=False)
 
@@ -143,7 +161,11 @@ def nes_utilities(f: object) -> np.ndarray:
     so the utilities sum to zero and only the better half gets positive weight.
     Tied values share the mean utility of the ranks they span.
     """
-    arr, lo, hi = _ranks("f", f)
+    return _nes_utilities(as_float_array("f", f))
+
+
+def _nes_utilities(arr: np.ndarray) -> np.ndarray:
+    arr, lo, hi = _ranks("f", arr)
     n = arr.shape[0]
     cumulative = _cumulative_utilities(n)
     first, last = (n - 1) - hi, (n - 1) - lo  # ranks counted from the best, 0-based
@@ -168,3 +190,15 @@ def _cumulative_utilities(n: int) -> np.ndarray:
 def _tie_counts(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """How many entries along axis 0 share each entry's value, from its rank bounds."""
     return hi - lo + 1
+
+
+def on_validated(shaping: object) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The built-in ``shaping``'s body, for a float array its caller has just validated (else None).
+
+    ``zscore(f)`` is ``as_float_array("f", f)`` then this body, and ``as_float_array``
+    returns a validated float array unchanged: the same result, without the second scan.
+    """
+    for public, body in ((zscore, _zscore), (centered_ranks, _centered_ranks), (nes_utilities, _nes_utilities)):
+        if shaping is public:
+            return body
+    return None
