@@ -500,3 +500,121 @@ START = [0]
 def _report_count():
     yield
     print(f"\nfuzz: {COUNTER['calls']} public calls checked")
+
+
+# --- MultivariateNormal (full covariance) ------------------------------------------------------------
+
+
+def solve_lower_long(L, b):
+    """L^{-1} b by forward substitution in longdouble, b (d, m)."""
+    L, b = L.astype(L_ := np.longdouble), b.astype(np.longdouble)
+    out = np.zeros_like(b)
+    for j in range(L.shape[0]):
+        out[j] = (b[j] - L[j, :j] @ out[:j]) / L[j, j]
+    return out
+
+
+def ref_mvn(mu, tril, x, w):
+    """log p, weighted score of MultivariateNormal in longdouble, and a rounding bound for each."""
+    Ll = tril.astype(L)
+    d = mu.shape[0]
+    inv = solve_lower_long(Ll, np.eye(d, dtype=L))  # L^{-1}
+    eps = (x.astype(L) - mu.astype(L)).T  # (d, n)
+    u = inv @ eps
+    skeel = float(np.max(np.abs(inv) @ np.abs(Ll)))  # the solve's conditioning (Skeel)
+    u_mag = np.abs(inv) @ (np.abs(x.astype(L)) + np.abs(mu.astype(L))).T * skeel * d
+    log_det = np.log(np.diagonal(Ll)).sum()
+    log_prob = -0.5 * (u**2).sum(axis=0) - log_det - L(0.5) * d * np.log(L(2) * L(np.pi))
+    log_mag = ((np.abs(u) + u_mag) ** 2).sum(axis=0) + np.abs(log_det) + d
+    wl = w.astype(L)
+    g_mu = inv.T @ (u @ wl)
+    mu_mag = np.abs(inv.T) @ ((np.abs(u) + u_mag) @ np.abs(wl)) * skeel * d
+    # the scale_tril terms w_i v_i u_i^T: allowed to overflow (then an error is right)
+    u_bound = np.abs(u) + u_mag
+    score_terms = np.abs(inv.T) @ u_bound * skeel * d  # |v_i|: the per-sample scores may overflow too
+    terms = np.concatenate([np.ravel((score_terms * np.abs(wl)) @ u_bound.T), np.ravel(score_terms[:, :, None]
+                                                                                     * u_bound.T[None])])
+    return log_prob, log_mag, g_mu, mu_mag, terms
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_multivariate_normal(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 3))
+    mu = wrong(draw, draw(arrays((d,), dtype)))
+    scale = draw(st.sampled_from(SCALES32 if dtype == np.float32 else SCALES))
+    diagonal = np.array(draw(st.lists(st.floats(0.5, 2), min_size=d, max_size=d)))
+    lower = np.tril(np.array(draw(st.lists(st.floats(-1, 1), min_size=d * d, max_size=d * d))).reshape(d, d), -1)
+    tril = (np.diag(diagonal) + lower) * scale
+    kind = draw(st.integers(0, 12))
+    if kind == 0:
+        tril[0, 0] = draw(st.sampled_from([0.0, -1.0, np.nan, np.inf, 1e39 if dtype == np.float32 else 1e-320]))
+    elif kind == 1 and d > 1:
+        tril[0, 1] = 1.0  # not lower triangular
+    elif kind == 2:
+        tril = wrong(draw, tril)
+    learn = draw(st.sampled_from([True, False, "False", np.True_]))
+    built = run(lambda: ng.MultivariateNormal(mu, tril, learn_scale=learn), ["mu", "scale_tril", "learn_scale"],
+                [mu, tril])
+    if built.error is not None:
+        return
+    p = built.value
+    assert p.dtype == dtype
+    stored = p.scale_tril.astype(np.float64)
+    assert np.all(np.diagonal(stored) > 0) and np.isfinite(stored).all()
+    params_before = {k: v.copy() for k, v in p.params.items()}
+    n = draw(st.integers(1, 3))
+    sampled = run(lambda: p.sample(n, draw(st.integers(0, 2**32))), ["n", "x", "params", "scale_tril"], [])
+    if sampled.error is None:
+        assert sampled.value.dtype == dtype and np.isfinite(sampled.value).all()
+        x = sampled.value if draw(st.booleans()) else draw(arrays((n, d), draw(st.sampled_from([np.float32, dtype]))))
+    else:
+        x = draw(arrays((n, d), dtype))
+    w = draw(arrays((n,), np.float64, special=False))
+    xr = x.astype(dtype)
+    lp_ref, lp_mag, g_ref, g_mag, l_terms = ref_mvn(p.mu, p.scale_tril, xr, w.astype(dtype))
+    outcome = run(lambda: p.log_prob(x), ["x", "params", "scale_tril"], [x])
+    if np.isfinite(x).all():
+        check(outcome, lp_ref, lp_mag, dtype, "mvn.log_prob")
+    else:
+        assert outcome.error is not None
+    ws = run(lambda: p.weighted_score(w, x), ["x", "w", "params", "scale_tril"], [w, x])
+    if np.isfinite(x).all() and (np.abs(w.astype(dtype))[w != 0] >= np.finfo(dtype).tiny).all():
+        # learned: C = sum_i w_i u_i u_i^T and (sum_i w_i) / L_jj may overflow where g_mu does not
+        terms = np.concatenate([np.ravel(g_mag), np.ravel(l_terms)])
+        check(Outcome(ws.value["mu"]) if ws.error is None else ws, g_ref, g_mag, dtype, "mvn.weighted_score[mu]",
+              terms)
+    score = run(lambda: p.score(x), ["x", "params", "scale_tril"], [x])
+    if score.error is None:
+        assert all(v.dtype == dtype and np.isfinite(v).all() for v in score.value.values())
+        natural = run(lambda: p.natural_gradient(score.value and {k: v[0] for k, v in score.value.items()}),
+                      ["grad", "params", "scale_tril", "natural"], [])
+        if natural.error is None:
+            assert all(v.dtype == dtype and np.isfinite(v).all() for v in natural.value.values())
+    for name, value in p.params.items():
+        np.testing.assert_array_equal(value, params_before[name], err_msg=f"params[{name!r}] mutated")
+    # parameters changed after construction are checked at every use
+    name = draw(st.sampled_from(sorted(p.params)))
+    bad = draw(st.sampled_from(["nan", "replace-shape", "negative-diagonal", "replace-ok"]))
+    if bad == "nan":
+        p.params[name].flat[0] = np.nan
+    elif bad == "replace-shape":
+        p.params[name] = np.zeros(p.params[name].shape + (1,), dtype=dtype)
+    elif bad == "negative-diagonal":
+        if name != "scale_tril":
+            return
+        p.params[name][0, 0] = -1.0
+    else:
+        p.params[name] = (params_before[name] * 2).astype(dtype)  # a valid replacement is used
+    xr = np.zeros((1, d), dtype)
+    for call in (lambda: p.sample(2, 0), lambda: p.log_prob(xr), lambda: p.score(xr),
+                 lambda: p.natural_gradient({k: np.zeros_like(v) for k, v in params_before.items()})):
+        outcome = run(call, [f"params[{name!r}]", "scale_tril", "rescale", "n"], [])
+        if bad == "replace-ok":
+            if name == "scale_tril":
+                np.testing.assert_array_equal(p.scale_tril, np.tril(p.params["scale_tril"]))
+        else:
+            assert outcome.error is not None, (bad, name)
