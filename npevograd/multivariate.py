@@ -99,12 +99,14 @@ def _check_scale_tril(L: np.ndarray, d: int) -> None:
 def _check_diagonal(L: np.ndarray) -> None:
     """A positive diagonal of normal numbers: 1 / L_jj (in the score and log det) then stays finite."""
     diagonal = np.diagonal(L)
-    smallest = np.finfo(L.dtype).tiny if L.dtype.kind == "f" else 0
-    if not (diagonal >= smallest).all() or not (diagonal > 0).all():
-        j = int(np.argmin(np.where(np.isnan(diagonal), -np.inf, diagonal)))
+    j = int(np.argmin(np.where(np.isnan(diagonal), -np.inf, diagonal)))
+    if not (diagonal > 0).all():
+        raise ValueError(f"scale_tril must have a positive diagonal, got scale_tril[{j}, {j}] = {float(diagonal[j])}")
+    smallest = np.finfo(L.dtype).tiny
+    if not (diagonal >= smallest).all():
         raise ValueError(
-            f"scale_tril must have a positive diagonal of normal {L.dtype} numbers (>= {float(smallest):.3g}, so "
-            f"that 1 / L_jj is finite), got scale_tril[{j}, {j}] = {float(diagonal[j])}"
+            f"scale_tril must have a diagonal of normal {L.dtype} numbers (>= {float(smallest):.3g}, so that "
+            f"1 / L_jj is finite), got scale_tril[{j}, {j}] = {float(diagonal[j])}"
         )
 
 

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 import npevograd as ng
 from npevograd.optim import SGD, Adam
 from npevograd.parallel import FitnessError, evaluate
+from npevograd.testing import assert_weights_close
 
 L = np.longdouble
 _LONG = int(os.environ.get("NPEVOGRAD_FUZZ_EXAMPLES", "0"))
@@ -507,10 +508,10 @@ def _report_count():
 
 def solve_lower_long(L, b):
     """L^{-1} b by forward substitution in longdouble, b (d, m)."""
-    L, b = L.astype(L_ := np.longdouble), b.astype(np.longdouble)
+    tril, b = L.astype(np.longdouble), b.astype(np.longdouble)
     out = np.zeros_like(b)
-    for j in range(L.shape[0]):
-        out[j] = (b[j] - L[j, :j] @ out[:j]) / L[j, j]
+    for j in range(tril.shape[0]):
+        out[j] = (b[j] - tril[j, :j] @ out[:j]) / tril[j, j]
     return out
 
 
@@ -618,3 +619,176 @@ def test_multivariate_normal(data):
                 np.testing.assert_array_equal(p.scale_tril, np.tril(p.params["scale_tril"]))
         else:
             assert outcome.error is not None, (bad, name)
+
+
+# --- sample reuse: importance ratios, baselines, standard errors, the reuse buffer -------------------------
+
+MIN_ESS = [None, None, 0.5, 1, 2.5, 3, 4, 0, -1.0, np.nan, "2", True]
+
+
+def reuse_estimators(draw):
+    kind = draw(st.sampled_from(["mean", "mean", "mean-mean", "mean-loo", "normalize", "variance", "entropy"]))
+    if kind == "variance":
+        return kind, ng.Variance()
+    if kind == "entropy":
+        return kind, ng.Entropy(bandwidth=draw(st.sampled_from([0.1, 1.0, 1e30])))
+    baseline = {"mean-mean": "mean", "mean-loo": "loo"}.get(kind)
+    return kind, ng.Mean(baseline=baseline, normalize=kind == "normalize")
+
+
+def ref_stderr(score, w, g):
+    """sqrt(n/(n-1) sum_i (w_i s_i - g/n)^2) in longdouble, and a rounding bound."""
+    n = w.shape[0]
+    wl = w.astype(L).reshape((-1,) + (1,) * (score.ndim - 1))
+    t = n * wl * score
+    ref = np.sqrt(((t - g) ** 2).sum(axis=0) / (n * (n - 1)))
+    mag = np.sqrt(((np.abs(t) + np.abs(g)) ** 2).sum(axis=0) / (n * (n - 1)))
+    return ref, mag
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_sample_reuse(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d, n = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    p = ng.Normal(draw(arrays((d,), dtype, special=False)), draw(st.sampled_from([1e-3, 1.0, 1e3])),
+                  learn_sigma=draw(st.booleans()))
+    x = p.sample(n, draw(st.integers(0, 2**32))) if draw(st.booleans()) else draw(arrays((n, d), dtype))
+    values = draw(arrays((n,), np.float64))
+    values = wrong(draw, values) if draw(st.integers(0, 5)) == 0 else values
+    mode = draw(st.sampled_from(["log_proposal", "log_proposal", "proposal", "both", "bad-proposal"]))
+    log_q = draw(arrays((n,), np.float64)) * draw(st.sampled_from([1.0, -1.0]))
+    log_q = wrong(draw, log_q) if draw(st.integers(0, 5)) == 0 else log_q
+    q = ng.Normal(draw(arrays((d,), dtype, special=False)), draw(st.sampled_from([1e-3, 1.0, 1e3])))
+    kwargs: dict[str, Any] = {"log_proposal": log_q} if mode == "log_proposal" else {"proposal": q}
+    if mode == "both":
+        kwargs["log_proposal"] = log_q
+    elif mode == "bad-proposal":
+        kwargs["proposal"] = draw(st.sampled_from([np.zeros(n), "q", p.params]))
+    min_ess = draw(st.sampled_from(MIN_ESS))
+    kind, estimator = reuse_estimators(draw)
+    names = ["values", "behaviours", "shaping(values)", "x", "params", "sigma", "proposal", "log_proposal",
+             "min_ess", "baseline", "importance ratios", "mean overflows"]
+    outcome = run(lambda: estimator(values, x, p, min_ess=min_ess, **kwargs), names, [values, x, log_q])
+    finite_inputs = (
+        isinstance(values, np.ndarray) and values.dtype.kind == "f" and values.shape in ((n,), (n, 1))
+        and np.isfinite(values).all() and np.isfinite(x).all()
+    )
+    if mode in ("both", "bad-proposal") or not finite_inputs:
+        assert outcome.error is not None
+        return
+    values = values.reshape(n)  # (n, 1) fitness is (n,)
+    if mode == "log_proposal":
+        if not (isinstance(log_q, np.ndarray) and log_q.dtype.kind == "f" and log_q.shape == (n,)
+                and np.isfinite(log_q).all()):
+            assert outcome.error is not None
+            return
+        lq = log_q.astype(L)
+    else:
+        lq = ref_normal_score(q.mu, q.sigma, x.astype(q.dtype), False, True)[2]
+    xr = x.astype(dtype)
+    lp, lp_mag = ref_normal_score(p.mu, p.sigma, xr, p.learn_sigma, True)[2:]
+    rho = np.exp(lp - lq)
+    finfo = np.finfo(dtype)
+    ratios_fit = bool(np.isfinite(rho).all() and n * rho.max() < L(float(finfo.max)) / 2
+                      and rho.max() > L(float(finfo.tiny)) * 2)
+    ess = rho.sum() ** 2 / (rho**2).sum() if ratios_fit else L(0)
+    bad_min_ess = min_ess is not None and (isinstance(min_ess, (str, bool)) or not min_ess > 0)
+    if outcome.error is not None:
+        degenerate = min_ess is not None and not bad_min_ess and float(ess) < float(min_ess) * (1 + 1e-6)
+        small = kind in ("mean-loo", "variance") and n < 2 or kind == "variance" and np.ptp(values) == 0
+        if ratios_fit and not bad_min_ess and not degenerate and not small and kind in ("mean", "mean-mean",
+                                                                                        "mean-loo", "normalize"):
+            # an error is a defect only where every weighted term is representable
+            score, mags = ref_score(p, xr)
+            w_mag = np.abs(values.astype(L)) * rho / n + rho.max()
+            terms = np.concatenate([np.tensordot(w_mag, m, axes=(0, 0)).ravel() for m in mags.values()])
+            if representable(terms, terms * n, dtype) and representable(rho * n, values.astype(L) * rho, np.float64):
+                raise AssertionError(f"{kind}: error {outcome.error!r} though every term is representable")
+        return
+    assert not bad_min_ess and ratios_fit
+    est = outcome.value
+    assert est.ratios.dtype == dtype and est.weights.dtype.kind == "f"
+    agrees(est.ratios, rho, rho * (lp_mag + np.abs(lq) + 1), dtype, f"{kind} ratios")
+    assert 1 - 1e-4 <= est.ess <= n * (1 + 1e-4) and abs(est.ess - float(ess)) <= 1e-3 * float(ess)
+    if min_ess is not None:
+        assert est.ess >= float(min_ess)
+    for name, g in est.grad.items():
+        assert g.dtype == dtype and np.isfinite(g).all(), (kind, name, g)
+    if kind == "mean":  # w_i = f_i rho_i / n exactly
+        w_ref = values.astype(L) * rho / n
+        ws_ref, ws_mag, _ = ref_weighted(p, w_ref, xr)
+        rel = lp_mag + np.abs(lq) + 1  # rho carries the rounding of log p - log q, relatively
+        for name in ws_ref:
+            _, mag_w, _ = ref_weighted(p, np.abs(w_ref) * rel, xr)
+            agrees(est.grad[name], ws_ref[name], ws_mag[name] + mag_w[name], dtype, f"Mean reuse grad[{name}]")
+        assert np.isfinite(est.value)
+    # standard errors of the same estimate
+    se = run(lambda: ng.gradient_stderr(est, x, p), ["n =", "estimate", "x", "p", "overflow"], [x])
+    if n < 2:
+        assert se.error is not None
+    else:
+        score, _ = ref_score(p, xr)
+        for name, s in score.items():
+            ref, mag = ref_stderr(s, est.weights, est.grad[name].astype(L))
+            check(Outcome(se.value[name]) if se.error is None else se, ref, mag, dtype, f"{kind} stderr[{name}]")
+    # the estimator's ratio weights against the derivative of its own objective
+    checked = run(lambda: assert_weights_close(estimator, values, est.ratios), ["values", "ratios", "behaviours"],
+                  [values])
+    assert checked.error is None or kind in ("variance", "entropy"), checked.error
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_reuse_buffer(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 2))
+    k = draw(st.sampled_from([1, 2, 3, 3, 0, -1, "2", 2.0]))
+    built = run(lambda: ng.ReuseBuffer(k), ["k"], [])
+    if built.error is not None:
+        return
+    buffer = built.value
+    p = ng.Normal(draw(arrays((d,), dtype, special=False)), draw(st.sampled_from([1e-3, 1.0, 1e3])),
+                  learn_sigma=True)
+    stored: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # x, values, mu, sigma
+    for _ in range(draw(st.integers(1, 4))):
+        n = draw(st.integers(1, 3))
+        x = p.sample(n, draw(st.integers(0, 2**32))) if draw(st.booleans()) else draw(arrays((n, d), dtype))
+        values = draw(arrays((n,) if draw(st.booleans()) else (n, 2), np.float64))
+        values = wrong(draw, values) if draw(st.integers(0, 5)) == 0 else values
+        before = (len(buffer), buffer.x.copy(), buffer.values.copy(), buffer.log_proposal.copy()) if stored else None
+        names = ["x", "values", "p", "params", "sigma", "generation", "log_prob", "rescale"]
+        added = run(lambda x=x, values=values: buffer.add(x, values, p), names, [x, values])
+        if added.error is not None:
+            if before is None:
+                assert len(buffer) == 0
+            else:  # a failed add changes nothing
+                assert len(buffer) == before[0]
+                np.testing.assert_array_equal(buffer.x, before[1])
+                np.testing.assert_array_equal(buffer.values, before[2])
+                np.testing.assert_array_equal(buffer.log_proposal, before[3])
+        else:
+            stored.append((x.astype(dtype), np.asarray(values), p.mu.copy(), p.sigma.copy()))
+            stored = stored[-int(k):]
+        # the live distribution moves (an optimizer step): the snapshots must not follow it
+        p.params["mu"] += draw(st.sampled_from([0.0, 1.0, 1e3])) * p.sigma
+    if not stored:
+        run(lambda: buffer.x, ["ReuseBuffer is empty"], [])
+        return
+    np.testing.assert_array_equal(buffer.x, np.concatenate([g[0] for g in stored]))
+    xs = np.concatenate([g[0] for g in stored])
+    counts = np.array([g[0].shape[0] for g in stored], dtype=L)
+    log_p = np.stack([ref_normal_score(mu, sigma, xs, True, sigma.ndim == 0)[2] for _, _, mu, sigma in stored])
+    mags = np.stack([ref_normal_score(mu, sigma, xs, True, sigma.ndim == 0)[3] for _, _, mu, sigma in stored])
+    shifted = log_p + np.log(counts / counts.sum())[:, None]
+    top = shifted.max(axis=0)
+    ref = top + np.log(np.exp(shifted - top).sum(axis=0))
+    outcome = run(lambda: buffer.log_proposal, ["log_proposal", "rescale"], [])
+    assert outcome.error is None and outcome.value.dtype == np.float64 and np.isfinite(outcome.value).all()
+    # each log p_g was computed in the parameters' dtype: rounding relative to its terms, in that dtype
+    tol = 64 * float(np.finfo(dtype).eps) * (mags.max(axis=0) + np.abs(ref) + 1)
+    assert (np.abs(outcome.value.astype(L) - ref) <= tol).all(), (outcome.value, ref, tol)
