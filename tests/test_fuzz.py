@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 import npevograd as ng
 from npevograd.optim import SGD, Adam
 from npevograd.parallel import FitnessError, evaluate
+from npevograd.algorithms import PGPE, SNES, XNES, EvolvabilityES, OpenES
 from npevograd.testing import assert_weights_close
 
 L = np.longdouble
@@ -792,3 +793,87 @@ def test_reuse_buffer(data):
     # each log p_g was computed in the parameters' dtype: rounding relative to its terms, in that dtype
     tol = 64 * float(np.finfo(dtype).eps) * (mags.max(axis=0) + np.abs(ref) + 1)
     assert (np.abs(outcome.value.astype(L) - ref) <= tol).all(), (outcome.value, ref, tol)
+
+
+# --- algorithms: ask/tell, a failed tell changes nothing ------------------------------------------------
+
+BAD_HYPER = [0, -1.0, np.nan, np.inf, 1e300, 1e-300, "0.1", True, None]
+HYPER = {
+    "OpenES": {"lr": [0.01, 1.0], "weight_decay": [0.0, 0.005], "beta1": [0.9], "beta2": [0.999]},
+    "SNES": {"lr_mu": [1.0, 0.1], "lr_sigma": [None, 0.1, 10.0]},
+    "XNES": {"lr_mu": [1.0], "lr_sigma": [None, 0.1, 10.0], "lr_B": [None, 0.1], "separable": [False, True]},
+    "PGPE": {"lr_mu": [0.2], "lr_sigma": [0.1], "optimizer": ["sgd", "clipup"], "max_speed": [None, 0.4],
+             "momentum": [0.9, 0.0], "sigma_max_change": [0.2]},
+    "EvolvabilityES": {"kind": ["variance", "entropy"], "lr": [None, 0.1], "bandwidth": [1.0, 0.1]},
+}
+ALGORITHMS = {cls.__name__: cls for cls in (OpenES, SNES, XNES, PGPE, EvolvabilityES)}
+
+
+def state_of(obj: Any, seen: set[int] | None = None) -> Any:
+    """Everything an algorithm holds, as plain nested values (arrays copied), to compare before and after."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, np.ndarray):
+        return ("array", obj.dtype.str, obj.shape, obj.tobytes())
+    if isinstance(obj, (np.random.Generator, np.random.RandomState)):
+        return ("rng", repr(obj.bit_generator.state if isinstance(obj, np.random.Generator) else obj.get_state()))
+    if isinstance(obj, (int, float, str, bool, type(None), np.generic)):
+        return ("value", repr(obj))
+    if id(obj) in seen:
+        return ("seen",)
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((k, state_of(v, seen)) for k, v in obj.items()))
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, tuple(state_of(v, seen) for v in obj))
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("npevograd"):
+        return (type(obj).__name__, state_of(vars(obj), seen))
+    return ("object", type(obj).__name__)
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_algorithms_ask_tell(data):
+    draw = data.draw
+    name = draw(st.sampled_from(sorted(ALGORITHMS)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 3))
+    mu = wrong(draw, draw(arrays((d,), dtype))) if draw(st.integers(0, 3)) == 0 else draw(arrays((d,), dtype, False))
+    sigma = draw(st.sampled_from([0.02, 1.0, 1e-30, 1e30, 1e-300, 1e300, 0.0, -1.0, np.nan, "1"]))
+    popsize = draw(st.sampled_from([None, 2, 3, 4, 6, 1, 0, 2.0, "4", True]))
+    if name == "EvolvabilityES" and popsize is None:
+        popsize = 6  # its default (500) is for real runs
+    hyper = {key: draw(st.sampled_from(options)) for key, options in HYPER[name].items()}
+    if draw(st.integers(0, 3)) == 0:
+        hyper[draw(st.sampled_from(sorted(hyper)))] = draw(st.sampled_from(BAD_HYPER))
+    names = ["mu", "sigma", "popsize", "rng", "scale_tril", *hyper]
+    built = run(lambda: ALGORITHMS[name](mu, sigma, popsize=popsize, rng=draw(st.integers(0, 2**32)), **hyper),
+                names, [mu])
+    if built.error is not None:
+        return
+    es = built.value
+    assert es.distribution.dtype == dtype, (name, es.distribution.dtype)
+    for _ in range(draw(st.integers(1, 3))):
+        asked = run(es.ask, ["n", "sigma", "scale_tril", "params"], [])
+        if asked.error is not None:
+            return
+        x = asked.value
+        assert x.shape == (es.popsize, es.distribution.dim) and x.dtype == dtype and np.isfinite(x).all()
+        width = (draw(st.integers(1, 2)),) if name == "EvolvabilityES" and draw(st.booleans()) else ()
+        fitness = draw(arrays((es.popsize, *width), np.float64))
+        if draw(st.integers(0, 5)) == 0:
+            fitness = wrong(draw, fitness)
+        for _attempt in range(2):  # a failed tell keeps the population: tell again without ask
+            before = state_of(es)
+            told = run(lambda f=fitness: es.tell(f), ["fitness", "behaviours", "lr", "sigma", "scale_tril",
+                                                        "params", "rescale", "values", "natural gradient"], [fitness])
+            if told.error is None:
+                break
+            assert state_of(es) == before, f"{name}: a failed tell changed the state ({told.error!r})"
+            fitness = np.linspace(-1.0, 1.0, es.popsize)  # an ordinary fitness must then work
+        if told.error is not None:
+            return  # e.g. an update that would overflow sigma: reported, state kept
+        assert es.generation >= 1
+        for key, value in es.distribution.params.items():
+            assert value.dtype == dtype and np.isfinite(value).all(), (name, key, value)
+        assert es.best is not None and np.isfinite(es.best.fitness)
