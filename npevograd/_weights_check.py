@@ -75,7 +75,8 @@ def complex_step_gradient(objective: Any, values: object, r: np.ndarray) -> tupl
             step = min(step * SUBNORMAL_SAFE / abs(imag), largest) if imag else largest
         grad[i] = imag / step
     # an abs() or a sort of complex numbers gives a wrong Im silently: probe one random direction,
-    # relative to each r_i so that the probe keeps r >= 0 (the objective rejects negative ratios)
+    # relative to each r_i so that the probe keeps r >= 0 (the objective rejects negative ratios; entries
+    # with r_i = 0 are not probed)
     direction = np.random.default_rng(0).standard_normal(n) * np.where(r > 0, r, 0.0)
     step = np.finfo(np.float64).eps ** (1 / 3)
     plus = _as_scalar(objective(values, r + step * direction), "").real

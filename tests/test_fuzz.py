@@ -706,7 +706,9 @@ def test_sample_reuse(data):
             score, mags = ref_score(p, xr)
             w_mag = np.abs(values.astype(L)) * rho / n + rho.max()
             terms = np.concatenate([np.tensordot(w_mag, m, axes=(0, 0)).ravel() for m in mags.values()])
-            if representable(terms, terms * n, dtype) and representable(rho * n, values.astype(L) * rho, np.float64):
+            log_densities_fit = representable(lp, lp_mag, dtype) and representable(lq, lq, dtype)
+            if (log_densities_fit and representable(terms, terms * n, dtype)
+                    and representable(rho * n, values.astype(L) * rho, np.float64)):
                 raise AssertionError(f"{kind}: error {outcome.error!r} though every term is representable")
         return
     assert not bad_min_ess and ratios_fit
@@ -735,7 +737,11 @@ def test_sample_reuse(data):
         for name, s in score.items():
             ref, mag = ref_stderr(s, est.weights, est.grad[name].astype(L))
             check(Outcome(se.value[name]) if se.error is None else se, ref, mag, dtype, f"{kind} stderr[{name}]")
-    # the estimator's ratio weights against the derivative of its own objective
+    # the estimator's ratio weights against the derivative of its own objective; not for Entropy with a ratio
+    # near 0: there phat_j can be ~1e-128 and J = (1/n) sum_j -log(phat_j) r_j is too curved at r_j = 0 for any
+    # numerical derivative (the complex step needs h << phat_j, differences need r_j + h >= 0)
+    if kind == "entropy" and est.ratios.min() < 1e-8 * est.ratios.max():
+        return
     checked = run(lambda: assert_weights_close(estimator, values, est.ratios), ["values", "ratios", "behaviours"],
                   [values])
     assert checked.error is None or kind in ("variance", "entropy"), checked.error
