@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import npevograd as ng
+from npevograd.algorithms import PGPE, SNES, XNES, EvolvabilityES, OpenES
 from npevograd.optim import SGD, Adam
 from npevograd.parallel import FitnessError, evaluate
-from npevograd.algorithms import PGPE, SNES, XNES, EvolvabilityES, OpenES
 from npevograd.testing import assert_weights_close
 
 L = np.longdouble
