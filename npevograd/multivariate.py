@@ -206,11 +206,18 @@ class MultivariateNormal(Distribution):
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         L = self.scale_tril
         u = self._whiten(x, L)
-        grad = {"mu": _solve_lower(L, w @ u, transpose=True)}  # L^{-T} sum_i w_i u_i
-        if self.learn_scale:
-            # L^{-T} C = sum_i w_i v_i u_i^T with v_i = L^{-T} u_i: solved before the product, so nothing
-            # overflows unless a per-sample term w_i v_i u_i^T does (w_i u_i u_i^T alone can: 1e200 * 1e100^2)
+        weighted_u = w @ u
+        finfo = np.finfo(weighted_u.dtype)
+        safe_min = float(finfo.tiny) * 2.0 ** (finfo.nmant + 1)  # below it, the sum has lost bits (subnormal)
+        if self.learn_scale or not (np.abs(weighted_u) >= safe_min).all() or not np.isfinite(weighted_u).all():
+            # v_i = L^{-T} u_i, the per-sample mu scores, solved before any product with w: w_i u_i alone can
+            # underflow (4e-274 * 1e-100, then / 1e-100) and w_i u_i u_i^T overflow (1e200 * 1e100^2, / 1e200)
             v = _solve_lower(L, u.T, transpose=True).T
+            grad = {"mu": w @ v}
+        else:  # sum_i w_i u_i is a normal number: one (d,) solve instead of (d, n)
+            grad = {"mu": _solve_lower(L, weighted_u, transpose=True)}  # L^{-T} sum_i w_i u_i
+        if self.learn_scale:
+            # L^{-T} C = sum_i w_i v_i u_i^T: nothing overflows unless a per-sample term w_i v_i u_i^T does
             grad["scale_tril"] = np.tril((v * w[:, None]).T @ u) - w.sum() * np.diag(1 / np.diagonal(L))
         return {name: g.astype(self.dtype, copy=False) for name, g in grad.items()}
 
