@@ -764,12 +764,12 @@ def test_multivariate_weighted_mu_gradient_does_not_underflow_in_w_u():
     """w = 4e-274, u = 1.6e-100, L = 1e-100: w u = 6e-374 underflowed to 0 before the solve; the answer is 6e-274."""
     p = ng.MultivariateNormal(np.array([-1.56181495e-200]), np.array([[1e-100]]))
     w = np.array([4.06804342e-274])
-    expected = w[0] * (1.56181495e-200 / 1e-100) / 1e-100
+    expected = w[0] * (1.56181495e-200 / 1e-100 / 1e-100)  # w v with v = u / L = 1.56
     np.testing.assert_allclose(p.weighted_score(w, np.zeros((1, 1)))["mu"], [expected], rtol=1e-14)
 
 
 def test_assert_weights_close_rescaled_step_stays_small_against_the_ratio():
-    """Ratios 1.6e-7, dJ/dr ~ 1e-294: the rescaled complex step was capped at 1e-8, not small against r (rel err 1e-3)."""
+    """Ratios 1.6e-7, dJ/dr ~ 1e-294: the rescaled complex step was capped at 1e-8, not small against r."""
     p = ng.Normal(np.zeros(2, np.float32), 1e3)
     values = np.array([0.0, 0.0, 1e-300])
     estimate = ng.Mean(normalize=True)(values, np.zeros((3, 2), np.float32), p, log_proposal=np.zeros(3))
