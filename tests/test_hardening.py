@@ -775,3 +775,13 @@ def test_assert_weights_close_rescaled_step_stays_small_against_the_ratio():
     estimate = ng.Mean(normalize=True)(values, np.zeros((3, 2), np.float32), p, log_proposal=np.zeros(3))
     assert estimate.ratios.max() < 1e-6
     assert_weights_close(ng.Mean(normalize=True), values, estimate.ratios)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_xnes_step_size_overflow_is_a_value_error(seed):
+    """lr_sigma = 1e4: math.exp(eta_sigma g_sigma / 2) raised OverflowError (not ValueError) for g_sigma > 0."""
+    es = ng.algorithms.XNES(np.zeros(1), 1e-300, popsize=4, rng=seed, lr_sigma=1e4)
+    es.ask()
+    with pytest.raises(ValueError, match="XNES: the updated factor is not finite; rescale the fitness or lower"):
+        es.tell(np.array([3.0, 1.0, 2.0, 0.0]))
+    assert es.generation == 0 and es.distribution.scale_tril[0, 0] == 1e-300
