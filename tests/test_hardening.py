@@ -779,8 +779,8 @@ def test_assert_weights_close_rescaled_step_stays_small_against_the_ratio():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_xnes_step_size_overflow_is_a_value_error(seed):
-    """lr_sigma = 1e4: math.exp(eta_sigma g_sigma / 2) raised OverflowError (not ValueError) for g_sigma > 0."""
-    es = ng.algorithms.XNES(np.zeros(1), 1e-300, popsize=4, rng=seed, lr_sigma=1e4)
+    """lr_sigma = 1e8: math.exp(eta_sigma g_sigma / 2) raised OverflowError (not ValueError) for g_sigma > 0."""
+    es = ng.algorithms.XNES(np.zeros(1), 1e-300, popsize=4, rng=seed, lr_sigma=1e8)
     es.ask()
     with pytest.raises(ValueError, match="XNES: the updated factor is not finite; rescale the fitness or lower"):
         es.tell(np.array([3.0, 1.0, 2.0, 0.0]))
