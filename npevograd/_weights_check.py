@@ -70,8 +70,8 @@ def complex_step_gradient(objective: Any, values: object, r: np.ndarray) -> tupl
             if abs(imag) >= SUBNORMAL_SAFE or step > COMPLEX_STEP:
                 break
             # h dJ/dr_i is subnormal or 0 (dJ/dr_i ~ 1e-300): it has lost bits, so take a step that brings
-            # it back to normal numbers, h <= 1e-8 |r_i| (an O((h/r_i)^2) = 1e-16 relative error)
-            largest = 1e-8 * (abs(float(r[i])) if r[i] != 0 else max(float(np.abs(r).max()), 1e-300))
+            # it back toward normal numbers, h <= 1e-6 |r_i| (an O((h/r_i)^2) = 1e-12 relative error)
+            largest = 1e-6 * (abs(float(r[i])) if r[i] != 0 else max(float(np.abs(r).max()), 1e-300))
             step = min(step * SUBNORMAL_SAFE / abs(imag), largest) if imag else largest
         grad[i] = imag / step
     # an abs() or a sort of complex numbers gives a wrong Im silently: probe one random direction,

@@ -20,8 +20,7 @@ lower triangle (the parameters; zeros above it):
 
 (the second form because :math:`L^{-\top}` is upper triangular with diagonal
 :math:`1/L_{jj}`).  Weighted over a sample, with :math:`C = \sum_i w_i u_i u_i^\top
-= U^\top \operatorname{diag}(w) U`, computed as :math:`V^\top \operatorname{diag}(w) U` with
-:math:`V = U L^{-1}` (rows :math:`v_i`; one BLAS product, never an (n, d, d) array):
+= U^\top \operatorname{diag}(w) U` (one BLAS product, never an (n, d, d) array; w, U and L scaled by powers of 2 first):
 
 .. math::
 
@@ -80,6 +79,15 @@ def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nd
     the same accuracy here, and about 30 times less overhead per call for small d.
     """
     return np.linalg.solve(L.T if transpose else L, b)
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """a = m * 2**e exactly, with max |m| in [0.5, 1) (a all zero or not finite: m = a, e = 0)."""
+    largest = float(np.max(np.abs(a))) if a.size else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return a, 0
+    exponent = math.frexp(largest)[1]
+    return np.ldexp(a, -exponent).astype(a.dtype, copy=False), exponent
 
 
 def _check_scale_tril(L: np.ndarray, d: int) -> None:
@@ -206,19 +214,18 @@ class MultivariateNormal(Distribution):
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         L = self.scale_tril
         u = self._whiten(x, L)
-        weighted_u = w @ u
-        finfo = np.finfo(weighted_u.dtype)
-        safe_min = float(finfo.tiny) * 2.0 ** (finfo.nmant + 1)  # below it, the sum has lost bits (subnormal)
-        if self.learn_scale or not (np.abs(weighted_u) >= safe_min).all() or not np.isfinite(weighted_u).all():
-            # v_i = L^{-T} u_i, the per-sample mu scores, solved before any product with w: w_i u_i alone can
-            # underflow (4e-274 * 1e-100, then / 1e-100) and w_i u_i u_i^T overflow (1e200 * 1e100^2, / 1e200)
-            v = _solve_lower(L, u.T, transpose=True).T
-            grad = {"mu": w @ v}
-        else:  # sum_i w_i u_i is a normal number: one (d,) solve instead of (d, n)
-            grad = {"mu": _solve_lower(L, weighted_u, transpose=True)}  # L^{-T} sum_i w_i u_i
+        # w, u and L are split into a mantissa part (largest entry in [0.5, 1)) and a power of 2, exactly, so
+        # the products and solves run on numbers near 1 and the exponents are added once at the end: neither
+        # w u (4e-274 * 1e-100, then / 1e-100) underflows, nor u / L (1e-200 / 1e200, then * 1e100), nor
+        # w u u^T (1e200 * 1e100^2, then / 1e200) overflows where the gradient itself does not
+        w_m, w_e = _split(w)
+        u_m, u_e = _split(u)
+        L_m, L_e = _split(L)
+        grad = {"mu": np.ldexp(_solve_lower(L_m, w_m @ u_m, transpose=True), w_e + u_e - L_e)}  # L^{-T} sum w_i u_i
         if self.learn_scale:
-            # L^{-T} C = sum_i w_i v_i u_i^T: nothing overflows unless a per-sample term w_i v_i u_i^T does
-            grad["scale_tril"] = np.tril((v * w[:, None]).T @ u) - w.sum() * np.diag(1 / np.diagonal(L))
+            c = (u_m * w_m[:, None]).T @ u_m  # C = sum_i w_i u_i u_i^T, in mantissa parts
+            solved = np.ldexp(np.tril(_solve_lower(L_m, c, transpose=True)), w_e + 2 * u_e - L_e)
+            grad["scale_tril"] = solved - w.sum() * np.diag(1 / np.diagonal(L))
         return {name: g.astype(self.dtype, copy=False) for name, g in grad.items()}
 
     def natural_gradient(self, grad: Grad) -> Grad:

@@ -785,3 +785,9 @@ def test_xnes_step_size_overflow_is_a_value_error(seed):
     with pytest.raises(ValueError, match="XNES: the updated factor is not finite; rescale the fitness or lower"):
         es.tell(np.array([3.0, 1.0, 2.0, 0.0]))
     assert es.generation == 0 and es.distribution.scale_tril[0, 0] == 1e-300
+
+
+def test_assert_weights_close_tiny_derivative_at_a_tiny_ratio():
+    """dJ/dr = 8e-302 at r = 1e-6: a step capped at 1e-8 r left h dJ/dr subnormal (rel err 2.5e-9 > rtol 1e-9)."""
+    values = np.array([0.0, 0.0, 2.5e-301])
+    assert_weights_close(ng.Mean(), values, np.full(3, 1e-6))
