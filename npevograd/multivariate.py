@@ -218,9 +218,10 @@ class MultivariateNormal(Distribution):
         # the products and solves run on numbers near 1 and the exponents are added once at the end: neither
         # w u (4e-274 * 1e-100, then / 1e-100) underflows, nor u / L (1e-200 / 1e200, then * 1e100), nor
         # w u u^T (1e200 * 1e100^2, then / 1e200) overflows where the gradient itself does not
-        w_m, w_e = _split(w)
-        u_m, u_e = _split(u)
-        L_m, L_e = _split(L)
+        # (float32 inputs in float64: entries 1e-30 beside 1e30 in one vector fit its range, not float32's)
+        w_m, w_e = _split(w.astype(np.float64, copy=False))
+        u_m, u_e = _split(u.astype(np.float64, copy=False))
+        L_m, L_e = _split(L.astype(np.float64, copy=False))
         grad = {"mu": np.ldexp(_solve_lower(L_m, w_m @ u_m, transpose=True), w_e + u_e - L_e)}  # L^{-T} sum w_i u_i
         if self.learn_scale:
             c = (u_m * w_m[:, None]).T @ u_m  # C = sum_i w_i u_i u_i^T, in mantissa parts

