@@ -26,7 +26,9 @@ message says so.  Shapings of the values (ranks, z-scores) are not a problem: th
 depend on the values only, and J stays linear in r.
 
 An entry passes when :math:`|w_i - \partial J/\partial r_i| \le \mathrm{atol} +
-\mathrm{rtol}\max_j |\partial J/\partial r_j|`; the value when :math:`|v - J| \le
+\mathrm{rtol}\max(\max_j |\partial J/\partial r_j|, |J| / \sum_j r_j)` (the second term: the
+rounding of J itself, relative to the ratios, where every derivative is about 0, e.g. the
+self-normalised mean at n = 1); the value when :math:`|v - J| \le
 \mathrm{atol} + \mathrm{rtol}\max(|J|, \sum_j |\partial J/\partial r_j|)`.
 """
 
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 
 COMPLEX_STEP = 1e-20
+SUBNORMAL_SAFE = float(np.finfo(np.float64).tiny) * 2.0**53  # below this, h dJ/dr_i has lost bits
 COMPLEX_STEP_RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 CENTRAL_RTOL = {np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-6}
 
@@ -53,18 +56,29 @@ def complex_step_gradient(objective: Any, values: object, r: np.ndarray) -> tupl
     n = r.shape[0]
     grad = np.empty(n)
     for i in range(n):
-        shifted = r.astype(np.complex128)
-        shifted[i] += 1j * COMPLEX_STEP
-        try:
-            j = objective(values, shifted)
-        except (TypeError, ValueError) as err:
-            return None, f"it raises on complex ratios ({type(err).__name__}: {err})"
-        if not np.iscomplexobj(np.asarray(j)):
-            return None, "it returns a real number for complex ratios (abs, a cast or a comparison drops Im)"
-        grad[i] = _as_scalar(j, "").imag / COMPLEX_STEP
-    # an abs() or a sort of complex numbers gives a wrong Im silently: probe one random direction
-    direction = np.random.default_rng(0).standard_normal(n)
-    step = np.finfo(np.float64).eps ** (1 / 3) * max(1.0, float(np.abs(r).max()))
+        step = COMPLEX_STEP
+        for _ in range(2):
+            shifted = r.astype(np.complex128)
+            shifted[i] += 1j * step
+            try:
+                j = objective(values, shifted)
+            except (TypeError, ValueError) as err:
+                return None, f"it raises on complex ratios ({type(err).__name__}: {err})"
+            if not np.iscomplexobj(np.asarray(j)):
+                return None, "it returns a real number for complex ratios (abs, a cast or a comparison drops Im)"
+            imag = _as_scalar(j, "").imag
+            if abs(imag) >= SUBNORMAL_SAFE or step > COMPLEX_STEP:
+                break
+            # h dJ/dr_i is subnormal or 0 (dJ/dr_i ~ 1e-300): it has lost bits, so take a step that brings
+            # it back toward normal numbers, h <= 1e-6 |r_i| (an O((h/r_i)^2) = 1e-12 relative error)
+            largest = 1e-6 * (abs(float(r[i])) if r[i] != 0 else max(float(np.abs(r).max()), 1e-300))
+            step = min(step * SUBNORMAL_SAFE / abs(imag), largest) if imag else largest
+        grad[i] = imag / step
+    # an abs() or a sort of complex numbers gives a wrong Im silently: probe one random direction,
+    # relative to each r_i so that the probe keeps r >= 0 (the objective rejects negative ratios; entries
+    # with r_i = 0 are not probed)
+    direction = np.random.default_rng(0).standard_normal(n) * np.where(r > 0, r, 0.0)
+    step = np.finfo(np.float64).eps ** (1 / 3)
     plus = _as_scalar(objective(values, r + step * direction), "").real
     minus = _as_scalar(objective(values, r - step * direction), "").real
     central = (plus - minus) / (2 * step)
@@ -79,16 +93,28 @@ def complex_step_gradient(objective: Any, values: object, r: np.ndarray) -> tupl
 
 
 def central_gradient(objective: Any, values: object, r: np.ndarray) -> np.ndarray:
-    """dJ/dr by central differences, h = eps^(1/3) max(1, |r_i|)."""
+    """dJ/dr by central differences, h = eps^(1/3) max(1, |r_i|).
+
+    Where r_i < h the step down would make a ratio negative (which the objective rejects):
+    there the one-sided difference of the same order, (-3 J(r) + 4 J(r + h e_i) - J(r + 2h e_i)) / 2h.
+    """
     grad = np.empty(r.shape[0])
+    at_r = None
     for i in range(r.shape[0]):
         step = np.finfo(np.float64).eps ** (1 / 3) * max(1.0, abs(float(r[i])))
         up, down = r.astype(np.float64), r.astype(np.float64)
         up[i] += step
-        down[i] -= step
         plus = _as_scalar(objective(values, up), "").real
-        minus = _as_scalar(objective(values, down), "").real
-        grad[i] = (plus - minus) / (2 * step)
+        if r[i] >= step:
+            down[i] -= step
+            minus = _as_scalar(objective(values, down), "").real
+            grad[i] = (plus - minus) / (2 * step)
+            continue
+        if at_r is None:
+            at_r = _as_scalar(objective(values, r.astype(np.float64)), "").real
+        up[i] += step
+        twice = _as_scalar(objective(values, up), "").real
+        grad[i] = (-3 * at_r + 4 * plus - twice) / (2 * step)
     return grad
 
 
@@ -152,6 +178,8 @@ def assert_weights_close(
         value, w = estimator.ratio_weights(values, ratios)
     w = np.asarray(w)
     dtype = w.dtype if w.dtype in COMPLEX_STEP_RTOL else np.dtype(np.float64)
+    if ratios is not None and np.asarray(ratios).dtype == np.float32:
+        dtype = np.dtype(np.float32)  # float32 ratios (those of float32 parameters): float32 sums
     reference, reason = complex_step_gradient(objective, values, r)
     if reference is None:
         reference = central_gradient(objective, values, r)
@@ -163,7 +191,8 @@ def assert_weights_close(
     rtol_ = default_rtol if rtol is None else float(rtol)
     atol_ = 0.0 if atol is None else float(atol)
     j = _as_scalar(objective(values, r), "").real
-    weight_scale = float(np.max(np.abs(reference)))
+    # |J| / sum r: the size of dJ/dr_i that the rounding of J alone produces (all derivatives may be ~0)
+    weight_scale = max(float(np.max(np.abs(reference))), abs(j) / max(float(np.abs(r).sum()), 1e-300))
     failures = [
         _mismatch("weights", w, reference, weight_scale, rtol_, atol_, "dJ/dr"),
         _mismatch("value", np.asarray(value), np.asarray(j), max(abs(j), float(np.abs(reference).sum())),

@@ -20,7 +20,7 @@ lower triangle (the parameters; zeros above it):
 
 (the second form because :math:`L^{-\top}` is upper triangular with diagonal
 :math:`1/L_{jj}`).  Weighted over a sample, with :math:`C = \sum_i w_i u_i u_i^\top
-= U^\top \operatorname{diag}(w) U` (one BLAS product, never an (n, d, d) array):
+= U^\top \operatorname{diag}(w) U` (one BLAS product, never an (n, d, d) array; w, U and L scaled by powers of 2 first):
 
 .. math::
 
@@ -60,7 +60,16 @@ import math
 import numpy as np
 
 from ._base import Distribution, Grad
-from ._checks import RNGLike, as_float_array, check_finite, float_dtype, standard_normal
+from ._checks import (
+    RNGLike,
+    as_dtype,
+    as_float_array,
+    check_bool,
+    check_finite,
+    check_params,
+    float_dtype,
+    standard_normal,
+)
 
 
 def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
@@ -70,6 +79,15 @@ def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nd
     the same accuracy here, and about 30 times less overhead per call for small d.
     """
     return np.linalg.solve(L.T if transpose else L, b)
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """a = m * 2**e exactly, with max |m| in [0.5, 1) (a all zero or not finite: m = a, e = 0)."""
+    largest = float(np.max(np.abs(a))) if a.size else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return a, 0
+    exponent = math.frexp(largest)[1]
+    return np.ldexp(a, -exponent).astype(a.dtype, copy=False), exponent
 
 
 def _check_scale_tril(L: np.ndarray, d: int) -> None:
@@ -87,10 +105,17 @@ def _check_scale_tril(L: np.ndarray, d: int) -> None:
 
 
 def _check_diagonal(L: np.ndarray) -> None:
+    """A positive diagonal of normal numbers: 1 / L_jj (in the score and log det) then stays finite."""
     diagonal = np.diagonal(L)
+    j = int(np.argmin(np.where(np.isnan(diagonal), -np.inf, diagonal)))
     if not (diagonal > 0).all():
-        j = int(np.argmin(np.where(np.isnan(diagonal), -np.inf, diagonal)))
         raise ValueError(f"scale_tril must have a positive diagonal, got scale_tril[{j}, {j}] = {float(diagonal[j])}")
+    smallest = np.finfo(L.dtype).tiny
+    if not (diagonal >= smallest).all():
+        raise ValueError(
+            f"scale_tril must have a diagonal of normal {L.dtype} numbers (>= {float(smallest):.3g}, so that "
+            f"1 / L_jj is finite), got scale_tril[{j}, {j}] = {float(diagonal[j])}"
+        )
 
 
 class MultivariateNormal(Distribution):
@@ -119,11 +144,14 @@ class MultivariateNormal(Distribution):
         scale_arr = as_float_array("scale_tril", scale_tril, finite=False)
         _check_scale_tril(scale_arr, d)
         dtype = float_dtype(mu_arr)
-        self.learn_scale = bool(learn_scale)
+        self.learn_scale = check_bool("learn_scale", learn_scale)
         self.params = {"mu": np.array(mu_arr, dtype=dtype)}
-        self._scale_tril = np.array(scale_arr, dtype=dtype)
+        with np.errstate(under="ignore"):  # checked just below, in the parameters' dtype
+            self._scale_tril = np.array(as_dtype("scale_tril", scale_arr, dtype))
+        _check_diagonal(self._scale_tril)  # after the cast: 1e-46 is 0 in float32
         if self.learn_scale:
             self.params["scale_tril"] = self._scale_tril
+        check_params(self)  # records the shapes and dtype that params entries keep
 
     @property
     def mu(self) -> np.ndarray:
@@ -131,10 +159,12 @@ class MultivariateNormal(Distribution):
 
     @property
     def scale_tril(self) -> np.ndarray:
-        """The current L (its lower triangle); a learned one is checked to keep a positive diagonal."""
-        if self.learn_scale:
-            _check_diagonal(self._scale_tril)
-        return np.tril(self._scale_tril)
+        """The current L (its lower triangle; ``params["scale_tril"]`` when learned), checked finite with a
+        positive diagonal at every use."""
+        L = self.params["scale_tril"] if self.learn_scale else self._scale_tril
+        check_finite("scale_tril", L)
+        _check_diagonal(L)
+        return np.tril(L)
 
     @property
     def covariance(self) -> np.ndarray:
@@ -147,10 +177,11 @@ class MultivariateNormal(Distribution):
         return self.mu.shape[0]
 
     def check_x(self, x: object) -> np.ndarray:
+        check_params(self)
         arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
             raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return arr
+        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
 
     def whiten(self, x: object) -> np.ndarray:
         """u_i = L^{-1}(x_i - mu) for each sample, shape (n, d): z back from x = mu + L z."""
@@ -183,19 +214,35 @@ class MultivariateNormal(Distribution):
     def _weighted_score(self, w: np.ndarray, x: np.ndarray) -> Grad:
         L = self.scale_tril
         u = self._whiten(x, L)
-        grad = {"mu": _solve_lower(L, w @ u, transpose=True)}  # L^{-T} sum_i w_i u_i
+        # w, u and L are split into a mantissa part (largest entry in [0.5, 1)) and a power of 2, exactly, so
+        # the products and solves run on numbers near 1 and the exponents are added once at the end: neither
+        # w u (4e-274 * 1e-100, then / 1e-100) underflows, nor u / L (1e-200 / 1e200, then * 1e100), nor
+        # w u u^T (1e200 * 1e100^2, then / 1e200) overflows where the gradient itself does not
+        # (float32 inputs in float64: entries 1e-30 beside 1e30 in one vector fit its range, not float32's)
+        w_m, w_e = _split(w.astype(np.float64, copy=False))
+        u_m, u_e = _split(u.astype(np.float64, copy=False))
+        L_m, L_e = _split(L.astype(np.float64, copy=False))
+        grad = {"mu": np.ldexp(_solve_lower(L_m, w_m @ u_m, transpose=True), w_e + u_e - L_e)}  # L^{-T} sum w_i u_i
         if self.learn_scale:
-            c = (u * w[:, None]).T @ u  # C = sum_i w_i u_i u_i^T
-            grad["scale_tril"] = np.tril(_solve_lower(L, c, transpose=True)) - w.sum() * np.diag(1 / np.diagonal(L))
+            c = (u_m * w_m[:, None]).T @ u_m  # C = sum_i w_i u_i u_i^T, in mantissa parts
+            solved = np.ldexp(np.tril(_solve_lower(L_m, c, transpose=True)), w_e + 2 * u_e - L_e)
+            grad["scale_tril"] = solved - w.sum() * np.diag(1 / np.diagonal(L))
         return {name: g.astype(self.dtype, copy=False) for name, g in grad.items()}
 
     def natural_gradient(self, grad: Grad) -> Grad:
         r"""F^{-1} g: mu: L L^T g_mu; scale_tril: L H(tril(L^T g_L)), H halving the diagonal."""
         grad = self.check_grad(grad)
         L = self.scale_tril
-        natural = {"mu": L @ (L.T @ grad["mu"])}
-        if self.learn_scale:
-            local = np.tril(L.T @ grad["scale_tril"])  # g_B, the gradient in local coordinates
-            local[np.diag_indices(self.dim)] /= 2  # Fisher 2 on the diagonal of B, 1 below it
-            natural["scale_tril"] = L @ local
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            natural = {"mu": L @ (L.T @ grad["mu"])}
+            if self.learn_scale:
+                local = np.tril(L.T @ grad["scale_tril"])  # g_B, the gradient in local coordinates
+                local[np.diag_indices(self.dim)] /= 2  # Fisher 2 on the diagonal of B, 1 below it
+                natural["scale_tril"] = L @ local
+        for name, value in natural.items():
+            if not np.isfinite(value).all():
+                raise ValueError(
+                    f"the natural gradient of grad[{name!r}] overflows {value.dtype} (largest |grad| "
+                    f"{float(np.max(np.abs(grad[name])))}, largest |scale_tril| {float(np.max(np.abs(L)))})"
+                )
         return {name: g.astype(self.dtype, copy=False) for name, g in natural.items()}

@@ -92,18 +92,22 @@ class ReuseBuffer:
                     f"generation has x {x.shape[1:]} {x.dtype} and values {v.shape[1:]} per sample, but the buffer "
                     f"holds x {first.x.shape[1:]} {first.x.dtype} and values {first.values.shape[1:]}"
                 )
-        if len(self._generations) == self.k:
+        full = len(self._generations) == self.k
+        kept = list(zip(self._ids, self._generations))[1 if full else 0 :]
+        frozen = snapshot(p)
+        # every log-density first (log_prob may raise: x far out in float32), the state changes after
+        new_log_p = [frozen.log_prob(g.x).astype(np.float64) for _, g in kept]
+        log_p = {h: g.p.log_prob(x).astype(np.float64) for h, g in kept}
+        new_id = self._next_id
+        log_p[new_id] = frozen.log_prob(x).astype(np.float64)
+        if full:
             self._generations.pop(0)
             gone = self._ids.pop(0)
             for g in self._generations:
                 g.log_p.pop(gone)
-        frozen = snapshot(p)
-        new_id = self._next_id
+        for g, value in zip(self._generations, new_log_p):
+            g.log_p[new_id] = value
         self._next_id += 1
-        for g in self._generations:
-            g.log_p[new_id] = frozen.log_prob(g.x).astype(np.float64)
-        log_p = {h: g.p.log_prob(x).astype(np.float64) for h, g in zip(self._ids, self._generations)}
-        log_p[new_id] = frozen.log_prob(x).astype(np.float64)
         self._generations.append(_Generation(x, v, frozen, log_p))
         self._ids.append(new_id)
 

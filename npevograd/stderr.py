@@ -80,18 +80,42 @@ def gradient_stderr(estimate: Estimate, x: object, p: Distribution) -> Grad:
         raise ValueError(f"gradient_stderr needs at least 2 independent samples, got n = {n}")
     size = sum(max(1, v.size) for v in p.params.values())
     rows = max(1, BLOCK_BYTES // (8 * size * (2 if paired else 1)))
-    squares = {name: np.zeros(v.shape) for name, v in p.params.items()}
-    for start in range(0, units, rows):
-        stop = min(start + rows, units)
-        terms = _block_terms(p, x, w, start, stop, n)
-        if paired:  # the pair (i, i + n/2) is one independent unit: its mean term
-            mirror = _block_terms(p, x, w, start + units, stop + units, n)
-            terms = {name: 0.5 * (t + mirror[name]) for name, t in terms.items()}
-        for name, t in terms.items():
-            centred = t - grad[name]  # t_i - g
-            squares[name] += np.einsum("i...,i...->...", centred, centred)
-    dtype = p.dtype
-    return {name: np.sqrt(s / (units * (units - 1))).astype(dtype) for name, s in squares.items()}
+    sums = {name: _ScaledSquares(v.shape) for name, v in p.params.items()}
+    with np.errstate(over="ignore", invalid="ignore"):  # a term that overflows is named below
+        for start in range(0, units, rows):
+            stop = min(start + rows, units)
+            terms = _block_terms(p, x, w, start, stop, n)
+            if paired:  # the pair (i, i + n/2) is one independent unit: its mean term
+                mirror = _block_terms(p, x, w, start + units, stop + units, n)
+                terms = {name: 0.5 * t + 0.5 * mirror[name] for name, t in terms.items()}
+            for name, t in terms.items():
+                sums[name].add(t - grad[name])  # t_i - g
+        stderr = {name: s.root(units * (units - 1)).astype(p.dtype) for name, s in sums.items()}
+    for name, se in stderr.items():
+        if not np.isfinite(se).all():
+            raise ValueError(
+                f"the standard error of grad[{name!r}] overflows {p.dtype} (its per-sample terms n w_i s_i "
+                "overflow): rescale the values"
+            )
+    return stderr
+
+
+class _ScaledSquares:
+    """sum_i c_i^2 kept as scale^2 * ssq with scale = max_i |c_i| (LAPACK's dnrm2), so squaring never overflows."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.scale = np.zeros(shape)
+        self.ssq = np.zeros(shape)
+
+    def add(self, centred: np.ndarray) -> None:
+        scale = np.maximum(self.scale, np.abs(centred).max(axis=0))
+        safe = np.where(scale > 0, scale, 1.0)
+        self.ssq = self.ssq * (self.scale / safe) ** 2 + np.einsum("i...,i...->...", centred / safe, centred / safe)
+        self.scale = scale
+
+    def root(self, divisor: int) -> np.ndarray:
+        """sqrt(sum_i c_i^2 / divisor), as scale * sqrt(ssq / divisor)."""
+        return self.scale * np.sqrt(self.ssq / divisor)
 
 
 def _block_terms(p: Distribution, x: np.ndarray, w: np.ndarray, start: int, stop: int, n: int) -> Grad:

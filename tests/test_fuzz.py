@@ -28,8 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import npevograd as ng
+from npevograd.algorithms import PGPE, SNES, XNES, EvolvabilityES, OpenES
 from npevograd.optim import SGD, Adam
 from npevograd.parallel import FitnessError, evaluate
+from npevograd.testing import assert_weights_close
 
 L = np.longdouble
 _LONG = int(os.environ.get("NPEVOGRAD_FUZZ_EXAMPLES", "0"))
@@ -500,3 +502,389 @@ START = [0]
 def _report_count():
     yield
     print(f"\nfuzz: {COUNTER['calls']} public calls checked")
+
+
+# --- MultivariateNormal (full covariance) ------------------------------------------------------------
+
+
+def solve_lower_long(L, b):
+    """L^{-1} b by forward substitution in longdouble, b (d, m)."""
+    tril, b = L.astype(np.longdouble), b.astype(np.longdouble)
+    out = np.zeros_like(b)
+    for j in range(tril.shape[0]):
+        out[j] = (b[j] - tril[j, :j] @ out[:j]) / tril[j, j]
+    return out
+
+
+def ref_mvn(mu, tril, x, w):
+    """log p, weighted score of MultivariateNormal in longdouble, and a rounding bound for each."""
+    Ll = tril.astype(L)
+    d = mu.shape[0]
+    inv = solve_lower_long(Ll, np.eye(d, dtype=L))  # L^{-1}
+    eps = (x.astype(L) - mu.astype(L)).T  # (d, n)
+    u = inv @ eps
+    skeel = float(np.max(np.abs(inv) @ np.abs(Ll)))  # the solve's conditioning (Skeel)
+    u_mag = np.abs(inv) @ (np.abs(x.astype(L)) + np.abs(mu.astype(L))).T * skeel * d
+    log_det = np.log(np.diagonal(Ll)).sum()
+    log_prob = -0.5 * (u**2).sum(axis=0) - log_det - L(0.5) * d * np.log(L(2) * L(np.pi))
+    log_mag = ((np.abs(u) + u_mag) ** 2).sum(axis=0) + np.abs(log_det) + d
+    wl = w.astype(L)
+    g_mu = inv.T @ (u @ wl)
+    mu_mag = np.abs(inv.T) @ ((np.abs(u) + u_mag) @ np.abs(wl)) * skeel * d
+    # the scale_tril terms w_i v_i u_i^T: allowed to overflow (then an error is right)
+    u_bound = np.abs(u) + u_mag
+    score_terms = np.abs(inv.T) @ u_bound * skeel * d  # |v_i|: the per-sample scores may overflow too
+    terms = np.concatenate([np.ravel((score_terms * np.abs(wl)) @ u_bound.T), np.ravel(score_terms[:, :, None]
+                                                                                     * u_bound.T[None])])
+    return log_prob, log_mag, g_mu, mu_mag, terms
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_multivariate_normal(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 3))
+    mu = wrong(draw, draw(arrays((d,), dtype)))
+    scale = draw(st.sampled_from(SCALES32 if dtype == np.float32 else SCALES))
+    diagonal = np.array(draw(st.lists(st.floats(0.5, 2), min_size=d, max_size=d)))
+    lower = np.tril(np.array(draw(st.lists(st.floats(-1, 1), min_size=d * d, max_size=d * d))).reshape(d, d), -1)
+    tril = (np.diag(diagonal) + lower) * scale
+    kind = draw(st.integers(0, 12))
+    if kind == 0:
+        tril[0, 0] = draw(st.sampled_from([0.0, -1.0, np.nan, np.inf, 1e39 if dtype == np.float32 else 1e-320]))
+    elif kind == 1 and d > 1:
+        tril[0, 1] = 1.0  # not lower triangular
+    elif kind == 2:
+        tril = wrong(draw, tril)
+    learn = draw(st.sampled_from([True, False, "False", np.True_]))
+    built = run(lambda: ng.MultivariateNormal(mu, tril, learn_scale=learn), ["mu", "scale_tril", "learn_scale"],
+                [mu, tril])
+    if built.error is not None:
+        return
+    p = built.value
+    assert p.dtype == dtype
+    stored = p.scale_tril.astype(np.float64)
+    assert np.all(np.diagonal(stored) > 0) and np.isfinite(stored).all()
+    params_before = {k: v.copy() for k, v in p.params.items()}
+    n = draw(st.integers(1, 3))
+    sampled = run(lambda: p.sample(n, draw(st.integers(0, 2**32))), ["n", "x", "params", "scale_tril"], [])
+    if sampled.error is None:
+        assert sampled.value.dtype == dtype and np.isfinite(sampled.value).all()
+        x = sampled.value if draw(st.booleans()) else draw(arrays((n, d), draw(st.sampled_from([np.float32, dtype]))))
+    else:
+        x = draw(arrays((n, d), dtype))
+    w = draw(arrays((n,), np.float64, special=False))
+    xr = x.astype(dtype)
+    lp_ref, lp_mag, g_ref, g_mag, l_terms = ref_mvn(p.mu, p.scale_tril, xr, w.astype(dtype))
+    outcome = run(lambda: p.log_prob(x), ["x", "params", "scale_tril"], [x])
+    if np.isfinite(x).all():
+        check(outcome, lp_ref, lp_mag, dtype, "mvn.log_prob")
+    else:
+        assert outcome.error is not None
+    ws = run(lambda: p.weighted_score(w, x), ["x", "w", "params", "scale_tril"], [w, x])
+    if np.isfinite(x).all() and (np.abs(w.astype(dtype))[w != 0] >= np.finfo(dtype).tiny).all():
+        # learned: C = sum_i w_i u_i u_i^T and (sum_i w_i) / L_jj may overflow where g_mu does not
+        terms = np.concatenate([np.ravel(g_mag), np.ravel(l_terms)])
+        check(Outcome(ws.value["mu"]) if ws.error is None else ws, g_ref, g_mag, dtype, "mvn.weighted_score[mu]",
+              terms)
+    score = run(lambda: p.score(x), ["x", "params", "scale_tril"], [x])
+    if score.error is None:
+        assert all(v.dtype == dtype and np.isfinite(v).all() for v in score.value.values())
+        natural = run(lambda: p.natural_gradient(score.value and {k: v[0] for k, v in score.value.items()}),
+                      ["grad", "params", "scale_tril", "natural"], [])
+        if natural.error is None:
+            assert all(v.dtype == dtype and np.isfinite(v).all() for v in natural.value.values())
+    for name, value in p.params.items():
+        np.testing.assert_array_equal(value, params_before[name], err_msg=f"params[{name!r}] mutated")
+    # parameters changed after construction are checked at every use
+    name = draw(st.sampled_from(sorted(p.params)))
+    bad = draw(st.sampled_from(["nan", "replace-shape", "negative-diagonal", "replace-ok"]))
+    if bad == "nan":
+        p.params[name].flat[0] = np.nan
+    elif bad == "replace-shape":
+        p.params[name] = np.zeros(p.params[name].shape + (1,), dtype=dtype)
+    elif bad == "negative-diagonal":
+        if name != "scale_tril":
+            return
+        p.params[name][0, 0] = -1.0
+    else:
+        p.params[name] = (params_before[name] * 2).astype(dtype)  # a valid replacement is used
+    xr = np.zeros((1, d), dtype)
+    for call in (lambda: p.sample(2, 0), lambda: p.log_prob(xr), lambda: p.score(xr),
+                 lambda: p.natural_gradient({k: np.zeros_like(v) for k, v in params_before.items()})):
+        outcome = run(call, [f"params[{name!r}]", "scale_tril", "rescale", "n"], [])
+        if bad == "replace-ok":
+            if name == "scale_tril":
+                np.testing.assert_array_equal(p.scale_tril, np.tril(p.params["scale_tril"]))
+        else:
+            assert outcome.error is not None, (bad, name)
+
+
+# --- sample reuse: importance ratios, baselines, standard errors, the reuse buffer -------------------------
+
+MIN_ESS = [None, None, 0.5, 1, 2.5, 3, 4, 0, -1.0, np.nan, "2", True]
+
+
+def reuse_estimators(draw):
+    kind = draw(st.sampled_from(["mean", "mean", "mean-mean", "mean-loo", "normalize", "variance", "entropy"]))
+    if kind == "variance":
+        return kind, ng.Variance()
+    if kind == "entropy":
+        return kind, ng.Entropy(bandwidth=draw(st.sampled_from([0.1, 1.0, 1e30])))
+    baseline = {"mean-mean": "mean", "mean-loo": "loo"}.get(kind)
+    return kind, ng.Mean(baseline=baseline, normalize=kind == "normalize")
+
+
+def ref_stderr(score, w, g):
+    """sqrt(n/(n-1) sum_i (w_i s_i - g/n)^2) in longdouble, and a rounding bound."""
+    n = w.shape[0]
+    wl = w.astype(L).reshape((-1,) + (1,) * (score.ndim - 1))
+    t = n * wl * score
+    ref = np.sqrt(((t - g) ** 2).sum(axis=0) / (n * (n - 1)))
+    mag = np.sqrt(((np.abs(t) + np.abs(g)) ** 2).sum(axis=0) / (n * (n - 1)))
+    return ref, mag
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_sample_reuse(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d, n = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    p = ng.Normal(draw(arrays((d,), dtype, special=False)), draw(st.sampled_from([1e-3, 1.0, 1e3])),
+                  learn_sigma=draw(st.booleans()))
+    x = p.sample(n, draw(st.integers(0, 2**32))) if draw(st.booleans()) else draw(arrays((n, d), dtype))
+    values = draw(arrays((n,), np.float64))
+    values = wrong(draw, values) if draw(st.integers(0, 5)) == 0 else values
+    mode = draw(st.sampled_from(["log_proposal", "log_proposal", "proposal", "both", "bad-proposal"]))
+    log_q = draw(arrays((n,), np.float64)) * draw(st.sampled_from([1.0, -1.0]))
+    log_q = wrong(draw, log_q) if draw(st.integers(0, 5)) == 0 else log_q
+    q = ng.Normal(draw(arrays((d,), dtype, special=False)), draw(st.sampled_from([1e-3, 1.0, 1e3])))
+    kwargs: dict[str, Any] = {"log_proposal": log_q} if mode == "log_proposal" else {"proposal": q}
+    if mode == "both":
+        kwargs["log_proposal"] = log_q
+    elif mode == "bad-proposal":
+        kwargs["proposal"] = draw(st.sampled_from([np.zeros(n), "q", p.params]))
+    min_ess = draw(st.sampled_from(MIN_ESS))
+    kind, estimator = reuse_estimators(draw)
+    names = ["values", "behaviours", "shaping(values)", "x", "params", "sigma", "proposal", "log_proposal",
+             "min_ess", "baseline", "importance ratios", "mean overflows"]
+    outcome = run(lambda: estimator(values, x, p, min_ess=min_ess, **kwargs), names, [values, x, log_q])
+    finite_inputs = (
+        isinstance(values, np.ndarray) and values.dtype.kind == "f" and values.shape in ((n,), (n, 1))
+        and np.isfinite(values).all() and np.isfinite(x).all()
+    )
+    if mode in ("both", "bad-proposal") or not finite_inputs:
+        assert outcome.error is not None
+        return
+    values = values.reshape(n)  # (n, 1) fitness is (n,)
+    if mode == "log_proposal":
+        if not (isinstance(log_q, np.ndarray) and log_q.dtype.kind == "f" and log_q.shape == (n,)
+                and np.isfinite(log_q).all()):
+            assert outcome.error is not None
+            return
+        lq = log_q.astype(L)
+    else:
+        lq = ref_normal_score(q.mu, q.sigma, x.astype(q.dtype), False, True)[2]
+    xr = x.astype(dtype)
+    lp, lp_mag = ref_normal_score(p.mu, p.sigma, xr, p.learn_sigma, True)[2:]
+    rho = np.exp(lp - lq)
+    finfo = np.finfo(dtype)
+    ratios_fit = bool(np.isfinite(rho).all() and n * rho.max() < L(float(finfo.max)) / 2
+                      and rho.max() > L(float(finfo.tiny)) * 2)
+    ess = rho.sum() ** 2 / (rho**2).sum() if ratios_fit else L(0)
+    bad_min_ess = min_ess is not None and (isinstance(min_ess, (str, bool)) or not min_ess > 0)
+    if outcome.error is not None:
+        degenerate = min_ess is not None and not bad_min_ess and float(ess) < float(min_ess) * (1 + 1e-6)
+        small = kind in ("mean-loo", "variance") and n < 2 or kind == "variance" and np.ptp(values) == 0
+        if ratios_fit and not bad_min_ess and not degenerate and not small and kind in ("mean", "mean-mean",
+                                                                                        "mean-loo", "normalize"):
+            # an error is a defect only where every weighted term is representable
+            score, mags = ref_score(p, xr)
+            w_mag = np.abs(values.astype(L)) * rho / n + rho.max()
+            terms = np.concatenate([np.tensordot(w_mag, m, axes=(0, 0)).ravel() for m in mags.values()])
+            log_densities_fit = representable(lp, lp_mag, dtype) and representable(lq, lq, dtype)
+            if (log_densities_fit and representable(terms, terms * n, dtype)
+                    and representable(rho * n, values.astype(L) * rho, np.float64)):
+                raise AssertionError(f"{kind}: error {outcome.error!r} though every term is representable")
+        return
+    est = outcome.value
+    if float(64 * np.finfo(dtype).eps * (lp_mag.max() + np.abs(lq).max())) > 1e-3:
+        # log p is computed in p's dtype: at |log p| ~ 1e6 in float32 its rounding exceeds 1, so log p - log q
+        # (and each ratio) has no correct digit; only finiteness is claimed (noted in the f1 report)
+        assert all(np.isfinite(g).all() and g.dtype == dtype for g in est.grad.values())
+        return
+    assert not bad_min_ess and ratios_fit
+    assert est.ratios.dtype == dtype and est.weights.dtype.kind == "f"
+    agrees(est.ratios, rho, rho * (lp_mag + np.abs(lq) + 1), dtype, f"{kind} ratios")
+    assert 1 - 1e-4 <= est.ess <= n * (1 + 1e-4) and abs(est.ess - float(ess)) <= 1e-3 * float(ess)
+    if min_ess is not None:
+        assert est.ess >= float(min_ess)
+    for name, g in est.grad.items():
+        assert g.dtype == dtype and np.isfinite(g).all(), (kind, name, g)
+    if kind == "mean":  # w_i = f_i rho_i / n exactly
+        w_ref = values.astype(L) * rho / n
+        ws_ref, ws_mag, _ = ref_weighted(p, w_ref, xr)
+        rel = lp_mag + np.abs(lq) + 1  # rho carries the rounding of log p - log q, relatively
+        for name in ws_ref:
+            _, mag_w, _ = ref_weighted(p, np.abs(w_ref) * rel, xr)
+            agrees(est.grad[name], ws_ref[name], ws_mag[name] + mag_w[name], dtype, f"Mean reuse grad[{name}]")
+        assert np.isfinite(est.value)
+    # standard errors of the same estimate
+    se = run(lambda: ng.gradient_stderr(est, x, p), ["n =", "estimate", "x", "p", "overflow"], [x])
+    if n < 2:
+        assert se.error is not None
+    else:
+        score, _ = ref_score(p, xr)
+        for name, s in score.items():
+            ref, mag = ref_stderr(s, est.weights, est.grad[name].astype(L))
+            check(Outcome(se.value[name]) if se.error is None else se, ref, mag, dtype, f"{kind} stderr[{name}]")
+    # the estimator's ratio weights against the derivative of its own objective; not for Entropy with a ratio
+    # near 0: there phat_j can be ~1e-128 and J = (1/n) sum_j -log(phat_j) r_j is too curved at r_j = 0 for any
+    # numerical derivative (the complex step needs h << phat_j, differences need r_j + h >= 0)
+    if kind == "entropy" and est.ratios.min() < 1e-8 * est.ratios.max():
+        return
+    checked = run(lambda: assert_weights_close(estimator, values, est.ratios), ["values", "ratios", "behaviours"],
+                  [values])
+    assert checked.error is None or kind in ("variance", "entropy"), checked.error
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_reuse_buffer(data):
+    draw = data.draw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 2))
+    k = draw(st.sampled_from([1, 2, 3, 3, 0, -1, "2", 2.0]))
+    built = run(lambda: ng.ReuseBuffer(k), ["k"], [])
+    if built.error is not None:
+        return
+    buffer = built.value
+    p = ng.Normal(draw(arrays((d,), dtype, special=False)), draw(st.sampled_from([1e-3, 1.0, 1e3])),
+                  learn_sigma=True)
+    stored: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # x, values, mu, sigma
+    for _ in range(draw(st.integers(1, 4))):
+        n = draw(st.integers(1, 3))
+        x = p.sample(n, draw(st.integers(0, 2**32))) if draw(st.booleans()) else draw(arrays((n, d), dtype))
+        values = draw(arrays((n,) if draw(st.booleans()) else (n, 2), np.float64))
+        values = wrong(draw, values) if draw(st.integers(0, 5)) == 0 else values
+        before = (len(buffer), buffer.x.copy(), buffer.values.copy(), buffer.log_proposal.copy()) if stored else None
+        names = ["x", "values", "p", "params", "sigma", "generation", "log_prob", "rescale"]
+        added = run(lambda x=x, values=values: buffer.add(x, values, p), names, [x, values])
+        if added.error is not None:
+            if before is None:
+                assert len(buffer) == 0
+            else:  # a failed add changes nothing
+                assert len(buffer) == before[0]
+                np.testing.assert_array_equal(buffer.x, before[1])
+                np.testing.assert_array_equal(buffer.values, before[2])
+                np.testing.assert_array_equal(buffer.log_proposal, before[3])
+        else:
+            stored.append((x.astype(dtype), np.asarray(values), p.mu.copy(), p.sigma.copy()))
+            stored = stored[-int(k):]
+        # the live distribution moves (an optimizer step): the snapshots must not follow it
+        p.params["mu"] += draw(st.sampled_from([0.0, 1.0, 1e3])) * p.sigma
+    if not stored:
+        run(lambda: buffer.x, ["ReuseBuffer is empty"], [])
+        return
+    np.testing.assert_array_equal(buffer.x, np.concatenate([g[0] for g in stored]))
+    xs = np.concatenate([g[0] for g in stored])
+    counts = np.array([g[0].shape[0] for g in stored], dtype=L)
+    log_p = np.stack([ref_normal_score(mu, sigma, xs, True, sigma.ndim == 0)[2] for _, _, mu, sigma in stored])
+    mags = np.stack([ref_normal_score(mu, sigma, xs, True, sigma.ndim == 0)[3] for _, _, mu, sigma in stored])
+    shifted = log_p + np.log(counts / counts.sum())[:, None]
+    top = shifted.max(axis=0)
+    ref = top + np.log(np.exp(shifted - top).sum(axis=0))
+    outcome = run(lambda: buffer.log_proposal, ["log_proposal", "rescale"], [])
+    assert outcome.error is None and outcome.value.dtype == np.float64 and np.isfinite(outcome.value).all()
+    # each log p_g was computed in the parameters' dtype: rounding relative to its terms, in that dtype
+    tol = 64 * float(np.finfo(dtype).eps) * (mags.max(axis=0) + np.abs(ref) + 1)
+    assert (np.abs(outcome.value.astype(L) - ref) <= tol).all(), (outcome.value, ref, tol)
+
+
+# --- algorithms: ask/tell, a failed tell changes nothing ------------------------------------------------
+
+BAD_HYPER = [0, -1.0, np.nan, np.inf, 1e300, 1e-300, "0.1", True, None]
+HYPER = {
+    "OpenES": {"lr": [0.01, 1.0], "weight_decay": [0.0, 0.005], "beta1": [0.9], "beta2": [0.999]},
+    "SNES": {"lr_mu": [1.0, 0.1], "lr_sigma": [None, 0.1, 10.0]},
+    "XNES": {"lr_mu": [1.0], "lr_sigma": [None, 0.1, 10.0], "lr_B": [None, 0.1], "separable": [False, True]},
+    "PGPE": {"lr_mu": [0.2], "lr_sigma": [0.1], "optimizer": ["sgd", "clipup"], "max_speed": [None, 0.4],
+             "momentum": [0.9, 0.0], "sigma_max_change": [0.2]},
+    "EvolvabilityES": {"kind": ["variance", "entropy"], "lr": [None, 0.1], "bandwidth": [1.0, 0.1]},
+}
+ALGORITHMS = {cls.__name__: cls for cls in (OpenES, SNES, XNES, PGPE, EvolvabilityES)}
+
+
+def state_of(obj: Any, seen: set[int] | None = None) -> Any:
+    """Everything an algorithm holds, as plain nested values (arrays copied), to compare before and after."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, np.ndarray):
+        return ("array", obj.dtype.str, obj.shape, obj.tobytes())
+    if isinstance(obj, (np.random.Generator, np.random.RandomState)):
+        return ("rng", repr(obj.bit_generator.state if isinstance(obj, np.random.Generator) else obj.get_state()))
+    if isinstance(obj, (int, float, str, bool, type(None), np.generic)):
+        return ("value", repr(obj))
+    if id(obj) in seen:
+        return ("seen",)
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((k, state_of(v, seen)) for k, v in obj.items()))
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, tuple(state_of(v, seen) for v in obj))
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("npevograd"):
+        return (type(obj).__name__, state_of(vars(obj), seen))
+    return ("object", type(obj).__name__)
+
+
+@FUZZ
+@given(st.data())
+@np.errstate(all="ignore")  # the references; each public call runs under numpy's defaults
+def test_algorithms_ask_tell(data):
+    draw = data.draw
+    name = draw(st.sampled_from(sorted(ALGORITHMS)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    d = draw(st.integers(1, 3))
+    mu = wrong(draw, draw(arrays((d,), dtype))) if draw(st.integers(0, 3)) == 0 else draw(arrays((d,), dtype, False))
+    sigma = draw(st.sampled_from([0.02, 1.0, 1e-30, 1e30, 1e-300, 1e300, 0.0, -1.0, np.nan, "1"]))
+    popsize = draw(st.sampled_from([None, 2, 3, 4, 6, 1, 0, 2.0, "4", True]))
+    if name == "EvolvabilityES" and popsize is None:
+        popsize = 6  # its default (500) is for real runs
+    hyper = {key: draw(st.sampled_from(options)) for key, options in HYPER[name].items()}
+    if draw(st.integers(0, 3)) == 0:
+        hyper[draw(st.sampled_from(sorted(hyper)))] = draw(st.sampled_from(BAD_HYPER))
+    names = ["mu", "sigma", "popsize", "rng", "scale_tril", *hyper]
+    built = run(lambda: ALGORITHMS[name](mu, sigma, popsize=popsize, rng=draw(st.integers(0, 2**32)), **hyper),
+                names, [mu])
+    if built.error is not None:
+        return
+    es = built.value
+    assert es.distribution.dtype == dtype, (name, es.distribution.dtype)
+    for _ in range(draw(st.integers(1, 3))):
+        asked = run(es.ask, ["n", "sigma", "scale_tril", "params"], [])
+        if asked.error is not None:
+            return
+        x = asked.value
+        assert x.shape == (es.popsize, es.distribution.dim) and x.dtype == dtype and np.isfinite(x).all()
+        width = (draw(st.integers(1, 2)),) if name == "EvolvabilityES" and draw(st.booleans()) else ()
+        fitness = draw(arrays((es.popsize, *width), np.float64))
+        if draw(st.integers(0, 5)) == 0:
+            fitness = wrong(draw, fitness)
+        for _attempt in range(2):  # a failed tell keeps the population: tell again without ask
+            before = state_of(es)
+            told = run(lambda f=fitness: es.tell(f), ["fitness", "behaviours", "lr", "sigma", "scale_tril",
+                                                        "params", "rescale", "values", "natural gradient"], [fitness])
+            if told.error is None:
+                break
+            assert state_of(es) == before, f"{name}: a failed tell changed the state ({told.error!r})"
+            fitness = np.linspace(-1.0, 1.0, es.popsize)  # an ordinary fitness must then work
+        if told.error is not None:
+            return  # e.g. an update that would overflow sigma: reported, state kept
+        assert es.generation >= 1
+        for key, value in es.distribution.params.items():
+            assert value.dtype == dtype and np.isfinite(value).all(), (name, key, value)
+        assert es.best is not None and np.isfinite(es.best.fitness)

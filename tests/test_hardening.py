@@ -18,6 +18,7 @@ import test_parallel
 import npevograd as ng
 from npevograd.optim import SGD, Adam
 from npevograd.parallel import FitnessError, evaluate
+from npevograd.testing import assert_weights_close
 
 RNG = 20261201
 F8 = np.array([0.3, -1.2, 2.5, 0.0, 1.1, -0.4, 0.9, 3.0])  # eight ordinary fitness values
@@ -568,3 +569,233 @@ def test_mixture_subnormal_responsibility_is_taken_from_logs():
     expected = (gamma * z / np.longdouble(sigma)).astype(np.float64)
     assert 0 < gamma[1] < np.finfo(np.float64).tiny
     np.testing.assert_allclose(p.score(x)["mus"][0, :, 0], expected, rtol=1e-10)
+
+
+# --- fuzzing the sample-reuse API, MultivariateNormal and the algorithms (f1) ------------------------------
+# Each test is a defect the fuzzing in tests/test_fuzz.py found in the API merged after issue 13.
+
+
+def _mvn(dt=np.float64, learn=True) -> ng.MultivariateNormal:
+    tril = np.array([[1.0, 0.0], [0.5, 2.0]])
+    return ng.MultivariateNormal(np.array([0.5, -1.0], dtype=dt), tril, learn_scale=learn)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_multivariate_params_checked_at_every_use(learn):
+    """params["mu"][0] = nan used to reach log_prob and score unchecked (a NaN result or "overflowed")."""
+    x = np.zeros((3, 2))
+    for name in (["mu", "scale_tril"] if learn else ["mu"]):
+        p = _mvn(learn=learn)
+        p.params[name].flat[0] = np.nan
+        for call in (p.log_prob, p.score, lambda x: p.sample(2, RNG)):  # noqa: B023 (run at once)
+            with pytest.raises(ValueError, match=rf"params\['{name}'\] must be finite|scale_tril must be finite"):
+                call(x)
+        p = _mvn(learn=learn)
+        p.params[name] = np.zeros(3)
+        with pytest.raises(ValueError, match=rf"params\['{name}'\] was replaced by a float64 array of shape \(3,\)"):
+            p.log_prob(x)
+
+
+def test_multivariate_replaced_scale_is_used():
+    """params["scale_tril"] = new array (the params rule allows it) used to be silently ignored."""
+    p = _mvn()
+    p.params["scale_tril"] = np.array([[3.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(p.scale_tril, [[3.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(p.log_prob(np.zeros((1, 2)) + [0.5, -1.0]), [-np.log(3.0) - np.log(2 * np.pi)])
+
+
+def test_multivariate_learn_scale_must_be_a_bool():
+    with pytest.raises(TypeError, match="learn_scale must be a bool, got str 'False'"):
+        ng.MultivariateNormal(np.zeros(2), np.eye(2), learn_scale="False")
+
+
+@pytest.mark.parametrize("scale, message", [
+    (1e39, r"scale_tril has values beyond the range of float32"),  # inf after the cast
+    (1e-46, r"scale_tril must have a positive diagonal, got scale_tril\[0, 0\] = 0.0"),  # 0 after the cast
+])
+def test_multivariate_scale_checked_after_the_float32_cast(scale, message):
+    with pytest.raises(ValueError, match=message):
+        ng.MultivariateNormal(np.zeros(2, np.float32), scale * np.eye(2))
+
+
+def test_multivariate_subnormal_diagonal_is_rejected():
+    """L_00 = 1e-320: 1 / L_00 overflows, so every score was inf or NaN ("overflowed; rescale x")."""
+    with pytest.raises(ValueError, match=r"diagonal of normal float64 numbers .* scale_tril\[0, 0\] = 1e-320"):
+        ng.MultivariateNormal(np.zeros(2), np.diag([1e-320, 1.0]))
+
+
+def test_multivariate_x_beyond_float32_is_named():
+    p = _mvn(np.float32)
+    with pytest.raises(ValueError, match="x has values beyond the range of float32"):
+        p.log_prob(np.array([[1e39, 0.0]]))
+    assert p.log_prob(np.zeros((1, 2))).dtype == np.float32
+
+
+def test_multivariate_weighted_scale_gradient_does_not_overflow_in_c():
+    """L = 1e200 I, x = 1e300 e_0, w = 1e200: C = w u u^T = 1e400 overflowed; L^{-T} C = 1e200 does not."""
+    p = ng.MultivariateNormal(np.zeros(2), 1e200 * np.eye(2), learn_scale=True)
+    x, w = np.array([[1e300, 0.0]]), np.array([1e200])
+    grad = p.weighted_score(w, x)
+    # u = 1e100 (the whitened sample); tril(L^{-T} C) - sum(w) diag(1/L): w u^2 / 1e200 - w / 1e200 = 1e200 - 1
+    np.testing.assert_allclose(grad["scale_tril"], [[1e200, 0.0], [0.0, -1.0]], rtol=1e-14)
+    np.testing.assert_allclose(grad["mu"], [1e100, 0.0], rtol=1e-14)  # L^{-T} w u = 1e200 * 1e100 / 1e200
+
+
+def test_multivariate_natural_gradient_overflow_is_named():
+    """L L^T g overflowing used to raise a RuntimeWarning (an error under the pyproject filter)."""
+    p = ng.MultivariateNormal(np.zeros(1), np.array([[1e200]]))
+    with pytest.raises(ValueError, match=r"the natural gradient of grad\['mu'\] overflows float64"):
+        p.natural_gradient({"mu": np.array([1e10])})
+
+
+def test_gradient_stderr_squares_are_scaled():
+    """Terms t_i = n w_i s_i of 1e200: (t_i - g)^2 overflowed float64 (a RuntimeWarning, or inf)."""
+    p = ng.Normal(np.zeros(1), 1.0)
+    x = np.array([[1.0], [-1.0], [2.0]])
+    f = np.array([1e200, 2e200, -1e200])
+    estimate = ng.Mean()(f, x, p)
+    t = (f * x[:, 0]).astype(np.longdouble)  # n w_i s_i with w_i = f_i / n, s_i = x_i
+    expected = np.sqrt(((t - t.mean()) ** 2).sum() / (3 * 2))
+    np.testing.assert_allclose(ng.gradient_stderr(estimate, x, p)["mu"], [float(expected)], rtol=1e-13)
+
+
+def test_gradient_stderr_float32_overflow_is_named():
+    p = ng.Normal(np.zeros(1, np.float32), 0.5)
+    x = np.array([[1.0], [-1.0]], np.float32)
+    estimate = ng.Mean()(np.array([3e38, 3e38]), x, p)  # grad 0; the terms n w_i s_i = +-1.2e39
+    with pytest.raises(ValueError, match=r"the standard error of grad\['mu'\] overflows float32"):
+        ng.gradient_stderr(estimate, x, p)
+
+
+def test_reuse_buffer_failed_add_changes_nothing():
+    """k = 1: the oldest generation was dropped before the new one's log-density overflowed."""
+    p = ng.Normal(np.zeros(1, np.float32), 1e-3)
+    buffer = ng.ReuseBuffer(1)
+    x = np.zeros((2, 1), np.float32)
+    buffer.add(x, np.ones(2), p)
+    log_q = buffer.log_proposal.copy()
+    with pytest.raises(ValueError, match="overflowed; rescale x"):
+        buffer.add(np.full((2, 1), 1e30, np.float32), np.ones(2), p)
+    assert len(buffer) == 1
+    np.testing.assert_array_equal(buffer.x, x)
+    np.testing.assert_array_equal(buffer.log_proposal, log_q)
+
+
+def test_assert_weights_close_keeps_the_ratios_non_negative():
+    """Ratios of 1.6e5: the probe stepped r - 0.97 z below 0 and the objective raised "ratios must be >= 0"."""
+    p = ng.Normal(np.zeros(2, np.float32), 1e-3)
+    x = np.zeros((3, 2), np.float32)
+    values = np.array([0.0, 1.0, -3.0])
+    estimate = ng.Mean()(values, x, p, log_proposal=np.zeros(3))
+    assert estimate.ratios.min() > 1e5
+    value, w = assert_weights_close(ng.Mean(), values, estimate.ratios)
+    np.testing.assert_allclose(w, values / 3)
+    for ratios in (np.array([0.0, 1e-12, 2.0]), np.array([0.0, 0.0, 1.0])):  # central differences near 0
+        assert_weights_close(ng.Mean(shaping=ng.centered_ranks), values, ratios)
+
+
+def test_assert_weights_close_on_tiny_derivatives():
+    """dJ/dr_i ~ 1e-300: h dJ/dr_i with h = 1e-20 is subnormal (or 0), so the complex step lost every bit."""
+    assert_weights_close(ng.Mean(), np.array([0.0, 0.0, 1e-300]), np.full(3, 1.6e5))
+    assert_weights_close(ng.Mean(normalize=True), np.array([0.0, 0.0, 1e-300]), np.full(3, 1.6e5))
+    assert_weights_close(ng.Mean(normalize=True), np.array([1e-200]), np.array([1.6e5]))  # dJ/dr = 0
+
+
+def test_assert_weights_close_float32_ratios_get_float32_tolerances():
+    """float32 ratios (float32 parameters) make float32 sums: the float64 rtol 1e-9 failed a correct Mean."""
+    ratios = np.array([159154.94, 159154.94, 159154.94], np.float32)
+    assert_weights_close(ng.Mean(normalize=True), np.array([0.0, 0.0, 1e-300]), ratios)
+
+
+@pytest.mark.xfail(strict=True, reason="root in estimators.py (Entropy.objective): -log(phat_j) r_j at r_j = 0 "
+                   "with phat_j = 0 is 0 * inf; the limit is 0 (phat_j >= r_j / n)")
+def test_entropy_objective_at_a_zero_ratio_with_zero_density():
+    e = ng.Entropy(bandwidth=0.1, standardize=False)
+    b, r = np.array([[0.0], [100.0]]), np.array([1.0, 0.0])
+    value, _ = e.ratio_weights(b, r)
+    assert e.objective(b, r) == pytest.approx(value, rel=1e-12)
+
+
+def test_pgpe_float32_sigma_squared_does_not_overflow():
+    """sigma = 1e30 in float32: sigma**2 = 1e60 overflowed (a RuntimeWarning) though sigma (sigma g) does not."""
+    es = ng.algorithms.PGPE(np.zeros(1, np.float32), 1e30, popsize=4, rng=RNG)
+    es.ask()
+    es.tell(np.zeros(4))
+    assert es.distribution.dtype == np.float32 and np.isfinite(es.sigma).all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ng.algorithms.SNES(np.zeros(2), 1.0, popsize=4, rng=RNG, lr_sigma=1e300),
+    lambda: ng.algorithms.XNES(np.zeros(2), 1.0, popsize=4, rng=RNG, lr_B=1e300),
+    lambda: ng.algorithms.XNES(np.zeros(2, np.float32), 1.0, popsize=4, rng=RNG, lr_mu=1e300, separable=True),
+    lambda: ng.algorithms.PGPE(np.zeros(2, np.float32), 1.0, popsize=4, rng=RNG, lr_mu=1e300, optimizer="clipup"),
+    lambda: ng.algorithms.PGPE(np.zeros(2, np.float32), 1e30, popsize=4, rng=RNG, lr_mu=1e10),
+])
+def test_tell_whose_update_overflows_changes_nothing(make):
+    """An update to inf used to be written into params (or raise a RuntimeWarning midway, ClipUp's velocity set)."""
+    es = make()
+    es.ask()
+    before = {k: v.copy() for k, v in es.distribution.params.items()}
+    velocity = None if getattr(es, "clipup", None) is None else es.clipup.velocity.copy()
+    with pytest.raises(ValueError, match=r"rescale the fitness or lower lr_"):
+        es.tell(np.array([1e300, -1e300, 2e300, 0.0]) if velocity is None else np.array([1.0, -1.0, 2.0, 0.0]))
+    for k, v in es.distribution.params.items():
+        np.testing.assert_array_equal(v, before[k])
+    if velocity is not None:
+        np.testing.assert_array_equal(es.clipup.velocity, velocity)
+    assert es.generation == 0 and es.best is None
+    for rate in ("lr_mu", "lr_sigma", "lr_B"):
+        if hasattr(es, rate):
+            setattr(es, rate, 0.1)
+    if velocity is not None:
+        es.clipup.step_size = es.clipup.max_speed = 0.1
+    es.tell(np.array([1.0, -1.0, 2.0, 0.0]))  # the population is kept: tell again without ask
+    assert es.generation == 1 and all(np.isfinite(v).all() for v in es.distribution.params.values())
+
+
+def test_clipup_momentum_type_is_named():
+    with pytest.raises(TypeError, match="momentum must be a real number in"):
+        ng.algorithms.ClipUp(2, 0.1, 0.2, momentum="0.9")
+    np.testing.assert_allclose(np.linalg.norm(ng.algorithms.ClipUp(2, 0.1, 1.0).step(np.array([3e200, 4e200]))),
+                               0.1)
+
+
+def test_multivariate_weighted_mu_gradient_does_not_underflow_in_w_u():
+    """w = 4e-274, u = 1.6e-100, L = 1e-100: w u = 6e-374 underflowed to 0 before the solve; the answer is 6e-274."""
+    p = ng.MultivariateNormal(np.array([-1.56181495e-200]), np.array([[1e-100]]))
+    w = np.array([4.06804342e-274])
+    expected = w[0] * (1.56181495e-200 / 1e-100 / 1e-100)  # w v with v = u / L = 1.56
+    np.testing.assert_allclose(p.weighted_score(w, np.zeros((1, 1)))["mu"], [expected], rtol=1e-14)
+
+
+def test_assert_weights_close_rescaled_step_stays_small_against_the_ratio():
+    """Ratios 1.6e-7, dJ/dr ~ 1e-294: the rescaled complex step was capped at 1e-8, not small against r."""
+    p = ng.Normal(np.zeros(2, np.float32), 1e3)
+    values = np.array([0.0, 0.0, 1e-300])
+    estimate = ng.Mean(normalize=True)(values, np.zeros((3, 2), np.float32), p, log_proposal=np.zeros(3))
+    assert estimate.ratios.max() < 1e-6
+    assert_weights_close(ng.Mean(normalize=True), values, estimate.ratios)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_xnes_step_size_overflow_is_a_value_error(seed):
+    """lr_sigma = 1e8: math.exp(eta_sigma g_sigma / 2) raised OverflowError (not ValueError) for g_sigma > 0."""
+    es = ng.algorithms.XNES(np.zeros(1), 1e-300, popsize=4, rng=seed, lr_sigma=1e8)
+    es.ask()
+    with pytest.raises(ValueError, match="XNES: the updated factor is not finite; rescale the fitness or lower"):
+        es.tell(np.array([3.0, 1.0, 2.0, 0.0]))
+    assert es.generation == 0 and es.distribution.scale_tril[0, 0] == 1e-300
+
+
+def test_assert_weights_close_tiny_derivative_at_a_tiny_ratio():
+    """dJ/dr = 8e-302 at r = 1e-6: a step capped at 1e-8 r left h dJ/dr subnormal (rel err 2.5e-9 > rtol 1e-9)."""
+    values = np.array([0.0, 0.0, 2.5e-301])
+    assert_weights_close(ng.Mean(), values, np.full(3, 1e-6))
+
+
+def test_multivariate_float32_weighted_score_keeps_small_entries_beside_large():
+    """float32, u = (0, -1e-30, 1e30): scaled by the largest entry in float32, -1e-30 became 1e-60 = 0."""
+    p = ng.MultivariateNormal(np.array([0.0, 1e-30, 0.0], np.float32), np.eye(3))
+    grad = p.weighted_score(np.array([1.0]), np.array([[0.0, 0.0, 1e30]], np.float32))["mu"]
+    assert grad.dtype == np.float32
+    np.testing.assert_allclose(grad, np.array([0.0, -1e-30, 1e30], np.float32), rtol=1e-6)

@@ -43,6 +43,27 @@ def positive(name: str, value: object) -> float:
     return v
 
 
+def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.ndarray], rates: str) -> None:
+    """Write the updated parameters in place, all or none: each is checked finite (sigma > 0) in its dtype first.
+
+    An update that overflows (an extreme fitness scale or learning rate) raises a ValueError
+    naming ``rates`` and leaves every parameter as it was.
+    """
+    cast = {}
+    with np.errstate(over="ignore", under="ignore"):  # checked just below, in the parameters' dtype
+        for name, value in new.items():
+            cast[name] = np.asarray(value).astype(params[name].dtype)
+    for name, value in cast.items():
+        positive_ok = name != "sigma" or bool((value > 0).all())
+        if not np.isfinite(value).all() or not positive_ok:
+            raise ValueError(
+                f"{owner}: the updated {name} is not finite{'' if name != 'sigma' else ' and > 0'} in "
+                f"{params[name].dtype}; rescale the fitness or lower {rates} (nothing was changed)"
+            )
+    for name, value in cast.items():
+        params[name][...] = value
+
+
 class Strategy:
     """Base class: ``ask() -> x (popsize, d)``, ``tell(fitness (popsize,))``; all maximise."""
 

@@ -41,7 +41,7 @@ from ..estimators import Mean
 from ..noise import NoiseTable
 from ..normal import PairedNormal
 from ..shaping import centered_ranks
-from ._strategy import Samples, Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 from .snes import diagonal_sigma
 
 
@@ -51,6 +51,8 @@ class ClipUp:
     def __init__(self, dim: int, step_size: float, max_speed: float, momentum: float = 0.9) -> None:
         self.step_size = positive("step_size", step_size)
         self.max_speed = positive("max_speed", max_speed)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)):
+            raise TypeError(f"momentum must be a real number in [0, 1), got {type(momentum).__name__}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
@@ -58,13 +60,23 @@ class ClipUp:
 
     def step(self, grad: np.ndarray) -> np.ndarray:
         """The new velocity (the ascent step); ``velocity`` is updated."""
-        norm = np.linalg.norm(grad)
-        velocity = self.momentum * self.velocity + (self.step_size * grad / norm if norm > 0 else 0.0)
-        speed = np.linalg.norm(velocity)
+        self.velocity = self.next_velocity(grad)
+        return self.velocity
+
+    def next_velocity(self, grad: np.ndarray) -> np.ndarray:
+        """The velocity ``step`` would set, without setting it (so a caller can commit it last)."""
+        norm = _norm(grad)
+        velocity = self.momentum * self.velocity + (self.step_size * (grad / norm) if norm > 0 else 0.0)
+        speed = _norm(velocity)
         if speed > self.max_speed:
-            velocity *= self.max_speed / speed
-        self.velocity = velocity
+            velocity = velocity * (self.max_speed / speed)
         return velocity
+
+
+def _norm(v: np.ndarray) -> float:
+    """||v||, scaled by max |v_i| first so that squaring cannot overflow (a gradient of 1e200)."""
+    largest = float(np.max(np.abs(v))) if np.size(v) else 0.0
+    return largest * float(np.linalg.norm(v / largest)) if largest > 0 else 0.0
 
 
 class PGPE(Strategy):
@@ -111,9 +123,14 @@ class PGPE(Strategy):
         p = self.distribution
         mu, sigma = p.params["mu"], p.params["sigma"]
         grad = self.estimator(f, x, p).grad
-        g_mu, g_sigma = sigma**2 * grad["mu"], sigma**2 * grad["sigma"]  # PGPE's g = sigma^2 * Mean's
-        mu_step = self.lr_mu * g_mu if self.clipup is None else self.clipup.step(g_mu)  # ClipUp: state changes here
-        max_change = self.sigma_max_change * sigma
-        new_sigma = sigma + np.clip(self.lr_sigma * g_sigma, -max_change, max_change)
-        mu += mu_step
-        sigma[...] = new_sigma
+        with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
+            # PGPE's g = sigma^2 * Mean's, as sigma (sigma g): sigma^2 alone overflows float32 at sigma = 1e30
+            g_mu, g_sigma = sigma * (sigma * grad["mu"]), sigma * (sigma * grad["sigma"])
+            velocity = None if self.clipup is None else self.clipup.next_velocity(g_mu.astype(np.float64))
+            mu_step = self.lr_mu * g_mu if velocity is None else velocity
+            max_change = self.sigma_max_change * sigma
+            new_sigma = sigma + np.clip(self.lr_sigma * g_sigma, -max_change, max_change)
+            new_mu = mu + mu_step
+        write_params("PGPE", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma, max_speed")
+        if self.clipup is not None and velocity is not None:
+            self.clipup.velocity = velocity  # ClipUp's state changes only with the parameters

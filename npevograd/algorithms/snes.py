@@ -33,7 +33,7 @@ from ..estimators import Mean
 from ..noise import NoiseTable
 from ..normal import Normal
 from ..shaping import nes_utilities
-from ._strategy import Samples, Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
 
 def diagonal_sigma(mu: object, sigma: object) -> np.ndarray:
@@ -75,6 +75,7 @@ class SNES(Strategy):
         p, n = self.distribution, self.popsize
         natural = p.natural_gradient(self.estimator(f, x, p).grad)
         mu, sigma = p.params["mu"], p.params["sigma"]
-        new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
-        new_sigma = sigma * np.exp(self.lr_sigma * n * natural["sigma"] / sigma)  # exp(eta/2 sum_k u_k (z^2 - 1))
-        mu[...], sigma[...] = new_mu, new_sigma
+        with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
+            new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
+            new_sigma = sigma * np.exp(self.lr_sigma * n * natural["sigma"] / sigma)  # exp(eta/2 sum u_k (z^2 - 1))
+        write_params("SNES", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma")

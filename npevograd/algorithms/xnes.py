@@ -42,7 +42,7 @@ from .._checks import RNGLike, as_float_array
 from ..estimators import Mean
 from ..multivariate import MultivariateNormal
 from ..shaping import nes_utilities
-from ._strategy import Samples, Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
 
 def initial_factor(mu: object, sigma: object) -> np.ndarray:
@@ -100,18 +100,26 @@ class XNES(Strategy):
         A = p.scale_tril
         u = n * self.estimator(f, x, p).weights  # NES utilities u_k
         z = p.whiten(x)  # z_k = A^{-1} (x_k - mu)
-        g_delta = u @ z
-        g_m = (z * u[:, None]).T @ z - u.sum() * np.eye(d)
-        g_sigma = np.trace(g_m) / d
-        g_b = g_m - g_sigma * np.eye(d)
-        new_mu = p.mu + self.lr_mu * (A @ g_delta)
-        if self.separable:
-            new_a = A * np.exp(0.5 * self.lr_sigma * g_sigma + 0.5 * self.lr_B * np.diagonal(g_b))
-        else:
-            from scipy.linalg import expm  # scipy.linalg is slow to import: only when updating
+        rates = "lr_mu, lr_sigma, lr_B"
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # checked below, before any write
+            g_delta = u @ z
+            g_m = (z * u[:, None]).T @ z - u.sum() * np.eye(d)
+            g_sigma = np.trace(g_m) / d
+            g_b = g_m - g_sigma * np.eye(d)
+            new_mu = p.mu + self.lr_mu * (A @ g_delta)
+            log_scale = 0.5 * self.lr_sigma * g_sigma
+            exponent = 0.5 * self.lr_B * g_b
+            if self.separable:
+                new_a = A * np.exp(log_scale + np.diagonal(exponent))
+            elif np.abs(exponent).sum() < _EXP_LIMIT and abs(log_scale) < _EXP_LIMIT:  # False for NaN too
+                from scipy.linalg import expm  # scipy.linalg is slow to import: only when updating
 
-            new_a = lower_factor(A * math.exp(0.5 * self.lr_sigma * g_sigma) @ expm(0.5 * self.lr_B * g_b))
-        if not np.all(np.isfinite(new_a)) or not np.all(np.diagonal(new_a) > 0):
-            raise ValueError("XNES: the updated factor is not finite; rescale the fitness or lower lr_sigma, lr_B")
-        p.params["mu"][...] = new_mu
-        p.params["scale_tril"][...] = new_a
+                new_a = lower_factor(A * math.exp(log_scale) @ expm(exponent))
+            else:  # e^G or e^(log scale) would overflow (sum |G_ij| bounds every entry's growth)
+                new_a = np.full_like(A, np.inf)
+            if not np.all(np.isfinite(new_a)) or not np.all(np.diagonal(new_a) > 0):
+                raise ValueError(f"XNES: the updated factor is not finite; rescale the fitness or lower {rates}")
+        write_params("XNES", p.params, {"mu": new_mu, "scale_tril": new_a}, rates)
+
+
+_EXP_LIMIT = 700.0  # exp(700) ~ 1e304: beyond it the factor's update overflows float64
