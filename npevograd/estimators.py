@@ -312,7 +312,8 @@ class Entropy(Estimator):
         sq_dist = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1)
         kernel = np.exp(-sq_dist / self.bandwidth**2)  # K_ij, dense: the reference, not the fast path
         density = kernel.T @ r / z.shape[0]  # phat_j = (1/n) sum_i K_ij r_i
-        return np.sum(-np.log(density) * r) / z.shape[0]  # J = (1/n) sum_j -log(phat_j) r_j
+        carried = r != 0  # r_j = 0 adds nothing: -log(phat_j) r_j -> 0 since phat_j >= r_j / n
+        return np.sum(-np.log(density[carried]) * r[carried]) / z.shape[0]  # J = (1/n) sum_j -log(phat_j) r_j
 
     def _z(self, values: object, n: int) -> np.ndarray:
         b = behaviour_matrix("behaviours", values, n)

@@ -707,9 +707,8 @@ def test_assert_weights_close_float32_ratios_get_float32_tolerances():
     assert_weights_close(ng.Mean(normalize=True), np.array([0.0, 0.0, 1e-300]), ratios)
 
 
-@pytest.mark.xfail(strict=True, reason="root in estimators.py (Entropy.objective): -log(phat_j) r_j at r_j = 0 "
-                   "with phat_j = 0 is 0 * inf; the limit is 0 (phat_j >= r_j / n)")
 def test_entropy_objective_at_a_zero_ratio_with_zero_density():
+    """-log(phat_j) r_j at r_j = 0 with phat_j = 0 was 0 * inf (NaN); its limit is 0, since phat_j >= r_j / n."""
     e = ng.Entropy(bandwidth=0.1, standardize=False)
     b, r = np.array([[0.0], [100.0]]), np.array([1.0, 0.0])
     value, _ = e.ratio_weights(b, r)
