@@ -6,7 +6,6 @@ distribution, as in EvoGrad (Uber Research), without an autodiff framework.
 All objectives are maximised: gradients point uphill.
 """
 
-from . import algorithms as algorithms  # ng.algorithms.SNES, ...: numpy only at import (scipy.linalg inside XNES)
 from ._base import Distribution
 from .discrete import Bernoulli, Categorical
 from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
@@ -19,6 +18,15 @@ from .shaping import centered_ranks, nes_utilities, zscore
 from .stderr import gradient_stderr
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``ng.algorithms`` is imported on first use (PEP 562): ``import npevograd`` stays light."""
+    if name == "algorithms":
+        import importlib
+
+        return importlib.import_module(".algorithms", __name__)
+    raise AttributeError(f"module 'npevograd' has no attribute {name!r}")
 
 __all__ = [
     "Bernoulli",

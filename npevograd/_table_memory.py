@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import secrets
-import shutil
 import sys
 import threading
 import warnings
@@ -101,6 +99,7 @@ class TableMemory:
         return False
 
     def _create_segment(self) -> np.ndarray:
+        import secrets
         from multiprocessing import shared_memory
 
         segment = shared_memory.SharedMemory(
@@ -149,6 +148,8 @@ def _room_in_shm(nbytes: int) -> bool:
     """False (with a warning) when /dev/shm is too small for the table: writing it would SIGBUS."""
     if not os.path.isdir("/dev/shm"):
         return True
+    import shutil
+
     free = shutil.disk_usage("/dev/shm").free
     if free >= nbytes:
         return True

@@ -24,6 +24,7 @@ def _modules_after(statement: str) -> set[str]:
 def test_import_loads_no_heavy_module():
     loaded = _modules_after("import npevograd")
     assert "npevograd" in loaded
+    assert "npevograd.algorithms" not in loaded  # ng.algorithms loads on first use (PEP 562 __getattr__)
     assert sorted(m for m in loaded if m.split(".")[0] in {"torch", "matplotlib", "dask"} or m in HEAVY) == []
 
 
@@ -32,6 +33,7 @@ def test_import_loads_no_heavy_module():
     [
         ("import npevograd as ng; ng.Bernoulli([0.0, 1.0]).probs", "scipy.special"),
         ("import npevograd as ng; ng.MixNormal([[0.0], [1.0]]).log_prob([[0.5]])", "scipy.special"),
+        ("import npevograd as ng; ng.algorithms.SNES", "npevograd.algorithms.snes"),
     ],
 )
 def test_scipy_special_loads_when_first_used(statement, module):
