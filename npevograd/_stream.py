@@ -26,8 +26,10 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 import numpy as np
 
@@ -82,6 +84,8 @@ def map_blocks(fn: Callable[[int, int, int], T], blocks: list[tuple[int, int]]) 
         for k, (start, stop) in enumerate(blocks):
             yield fn(k, start, stop)
         return
+    from concurrent.futures import ThreadPoolExecutor  # only when threads are used: import npevograd stays light
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[T]] = deque()
         for k, (start, stop) in enumerate(blocks):
