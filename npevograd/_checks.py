@@ -190,6 +190,17 @@ def check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
+def sample_rows(x: object, dim: int, dtype: np.dtype) -> np.ndarray:
+    """Continuous samples ``x`` of shape (n, dim), n >= 1, in the parameters' ``dtype``.
+
+    Finiteness is left to the caller, who checks its (much smaller) result instead.
+    """
+    arr = as_float_array("x", x, finite=False)
+    if arr.ndim != 2 or arr.shape[1] != dim or arr.shape[0] == 0:
+        raise ValueError(f"x must have shape (n, {dim}) with n >= 1, got shape {arr.shape}")
+    return as_dtype("x", arr, dtype)  # results in the parameters' dtype
+
+
 def as_dtype(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``arr`` cast to ``dtype`` (the parameters'); a ValueError naming ``name`` if finite values overflow there."""
     if arr.dtype == dtype:

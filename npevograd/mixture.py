@@ -9,7 +9,6 @@ import numpy as np
 from ._base import Distribution, Grad
 from ._checks import (
     RNGLike,
-    as_dtype,
     as_float_array,
     as_rng,
     cast_sigma,
@@ -17,6 +16,7 @@ from ._checks import (
     check_positive,
     check_sigma,
     float_dtype,
+    sample_rows,
     standard_normal,
     uniform,
 )
@@ -63,10 +63,7 @@ class MixNormal(Distribution):
 
     def check_x(self, x: object) -> np.ndarray:
         check_params(self)
-        arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
-        if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
-            raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
+        return sample_rows(x, self.dim, self.dtype)
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         rng = as_rng(rng)

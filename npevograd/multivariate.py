@@ -68,6 +68,7 @@ from ._checks import (
     check_finite,
     check_params,
     float_dtype,
+    sample_rows,
     standard_normal,
 )
 
@@ -178,10 +179,7 @@ class MultivariateNormal(Distribution):
 
     def check_x(self, x: object) -> np.ndarray:
         check_params(self)
-        arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
-        if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] == 0:
-            raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return as_dtype("x", arr, self.dtype)  # results in the parameters' dtype
+        return sample_rows(x, self.dim, self.dtype)
 
     def whiten(self, x: object) -> np.ndarray:
         """u_i = L^{-1}(x_i - mu) for each sample, shape (n, d): z back from x = mu + L z."""

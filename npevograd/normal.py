@@ -14,7 +14,6 @@ from ._base import Distribution, Grad
 from ._checks import (
     RNGLike,
     all_finite,
-    as_dtype,
     as_float_array,
     cast_sigma,
     check_bool,
@@ -24,6 +23,7 @@ from ._checks import (
     check_sample_count,
     check_sigma,
     float_dtype,
+    sample_rows,
     standard_normal,
 )
 from ._normal_contraction import weighted_deviations
@@ -151,11 +151,8 @@ class Normal(TableEncoding, Distribution):
             if x.dim != self.dim:
                 raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
             return x  # type: ignore[return-value]  # array-like: has shape (n, d) and len n
-        arr = as_float_array("x", x, finite=False)  # finiteness is checked on the result
         mu = self.params["mu"]
-        if arr.ndim != 2 or arr.shape[1] != mu.shape[0] or arr.shape[0] == 0:
-            raise ValueError(f"x must have shape (n, {self.dim}) with n >= 1, got shape {arr.shape}")
-        return as_dtype("x", arr, mu.dtype)  # results in the parameters' dtype
+        return sample_rows(x, mu.shape[0], mu.dtype)
 
     def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
         return standard_normal(rng, (n, self.dim), self.dtype)
