@@ -193,7 +193,10 @@ class Normal(TableEncoding, Distribution):
 
     def natural_gradient(self, grad: Grad) -> Grad:
         r"""F^{-1} g: mu: sigma^2 g; sigma: sigma^2 g / 2 (diagonal), sigma^2 g / (2d) (isotropic)."""
-        grad = self.check_grad(grad)
+        return self._natural(self.check_grad(grad))
+
+    def _natural(self, grad: Grad) -> Grad:
+        """``natural_gradient`` of a gradient that matches ``params`` (``weighted_score``'s, for SNES)."""
         sigma = self.sigma
         with np.errstate(over="ignore"):  # checked just below
             natural = {"mu": sigma * (sigma * grad["mu"])}  # sigma^2 g, without forming sigma^2
