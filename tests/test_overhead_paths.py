@@ -163,3 +163,26 @@ def test_fitness_vector_fast_and_general_paths_give_the_same_error(values):
         fitness_vector("values", values, 3)
     with pytest.raises(ValueError, match=r"values has shape \(3,\) but x has 4 samples"):
         fitness_vector("values", np.ones(3), 4)
+
+
+@pytest.mark.parametrize("d", [1, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1])
+@pytest.mark.parametrize("scale", [1.0, 1e-160, 1e150])
+def test_natural_gradient_on_python_floats_is_the_numpy_form(d, scale):
+    """A float64 diagonal sigma of few entries: the products on Python floats, the same bits (subnormals too)."""
+    rng = np.random.default_rng(d)
+    p = ng.Normal(np.zeros(d), rng.uniform(0.5, 2, d) * scale, learn_sigma=True)
+    sigma = p.params["sigma"]
+    for grad_dtype in (np.float64, np.float32):
+        grad = {name: (rng.standard_normal(d) * 1e-3).astype(grad_dtype) for name in ("mu", "sigma")}
+        natural = p.natural_gradient(grad)
+        np.testing.assert_array_equal(natural["mu"], sigma * (sigma * grad["mu"]))
+        np.testing.assert_array_equal(natural["sigma"], sigma * (sigma * grad["sigma"]) / 2)
+        assert natural["mu"].dtype == natural["sigma"].dtype == np.float64
+
+
+@pytest.mark.parametrize("d", [1, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1])
+def test_natural_gradient_overflow_is_the_same_error_on_both_paths(d):
+    p = ng.Normal(np.zeros(d), np.full(d, 1e200))
+    message = r"sigma\^2 grad\['mu'\] overflows float64 \(largest \|grad\| 1e-50, largest sigma 1e\+200\)"
+    with pytest.raises(ValueError, match=message):
+        p.natural_gradient({"mu": np.full(d, 1e-50)})
