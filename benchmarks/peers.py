@@ -21,12 +21,24 @@ Workloads, each run once pinned to one core and once on every core:
 
 Method.  "One core" is a child process pinned with ``os.sched_setaffinity`` before any
 library loads, for every library (JAX ignores the XLA thread flags, so pinning is the
-only equal setting); "all cores" is the default threading of each library.  The
-callables being compared alternate within each repeat and each ratio is the median of
-the per-repeat ratios (peer time / npevograd time: above 1 means npevograd is faster),
-so load spikes on a shared machine hit both sides.  A library that is not installed is
-reported as skipped.  ``floor`` rows give the fewest NumPy calls a small generation
-needs (sample, fitness, ranks, one contraction, step), timed the same way.
+only equal setting); "all cores" is the default threading of each library.  Within each
+repeat the callables take turns in blocks (``alternate``): each runs one untimed call,
+then a block of consecutive timed calls (``block``; 1 for the high-d rows, whose calls
+take about a second), and its time per call is the block's time over its length.  Each
+ratio is the median over repeats of the per-repeat ratios (peer time / npevograd time:
+above 1 means npevograd is faster), so load spikes on a shared machine hit both sides.
+Blocks, not single calls, because a single call timed right after another library's runs
+on that library's leftovers: its caches, allocator and thread state.  Measured in issue
+15: npevograd's small generation (n = 50) takes about 76 us run back to back, but 159 us
+right after an EvoTorch step, 217 us after a ``lax.scan`` call and 432 us alternated
+call by call with all four; the block is what a user's loop does.  The small loops also
+restart from their initial state every ``scan`` generations (``restarting``; the scan
+row runs that many generations from it), so every library is timed on the same phase of
+the run rather than drifting into its converged phase (sigma near 1e-10, fitness values
+tied by rounding).  A library that is not installed is reported as skipped.  ``floor``
+rows give the fewest NumPy calls a small generation needs (sample, fitness, ranks, one
+contraction, step), timed the same way; ``npevograd_asktell`` is the same SNES through
+``ng.algorithms.SNES`` ask/tell, also compared with the peers (``*_over_npevograd_asktell``).
 """
 
 from __future__ import annotations
@@ -44,22 +56,39 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def alternate(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, run in turn within every repeat (after one warm-up each)."""
+def alternate(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    block: int | dict[str, int] = 1,
+    warm: int = 0,
+    baselines: tuple[str, ...] = ("npevograd",),
+) -> dict[str, float]:
+    """Median seconds per call of each callable; the callables take turns in blocks of calls.
+
+    After one warm-up call each, every repeat runs each callable in turn: ``warm`` untimed
+    calls, then ``block`` timed consecutive calls (an int, or a count per name), whose
+    time / ``block`` is that repeat's time per call.  Ratios are medians over the repeats of
+    the per-repeat ratios: ``{name}_ratio`` = t_name / t_npevograd (the first baseline),
+    ``{name}_over_{base}`` = t_name / t_base for any further baseline.
+    """
+    blocks = {name: block[name] if isinstance(block, dict) else block for name in fns}
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            for _ in range(warm):
+                fn()
             t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(blocks[name]):
+                fn()
+            times[name].append((time.perf_counter() - t0) / blocks[name])
     out = {f"{name}_s": statistics.median(ts) for name, ts in times.items()}
-    for name in fns:
-        if name != "npevograd":
-            out[f"{name}_ratio"] = statistics.median(
-                t / ours for t, ours in zip(times[name], times["npevograd"])
-            )
+    for k, base in enumerate(baselines):
+        suffix = "_ratio" if k == 0 else f"_over_{base}"
+        for name in fns:
+            if name != base:
+                out[f"{name}{suffix}"] = statistics.median(t / b for t, b in zip(times[name], times[base]))
     return out
 
 
@@ -179,14 +208,33 @@ def _evotorch_step(tt: Any, algorithm: str, n: int, d: int, fitness: Callable[[A
 # --------------------------------------------------------------------------- small d
 
 
-def bench_small(n: int, d: int, repeats: int, scan_generations: int) -> dict[str, Any]:
+def restarting(step: Callable[[], object], reset: Callable[[], object], every: int) -> Callable[[], object]:
+    """``step()``, with ``reset()`` (back to the initial state) before every ``every``-th call.
+
+    Thousands of timed generations would otherwise carry each loop into its converged phase
+    (sigma near 1e-10, fitness values tied by rounding), a different workload from the start
+    of a run and not the same one for every library.
+    """
+    calls = [0]
+
+    def run() -> None:
+        if calls[0] % every == 0:
+            reset()
+        calls[0] += 1
+        step()
+
+    return run
+
+
+def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int) -> dict[str, Any]:
     import numpy as np
 
     import npevograd as ng
 
     rng = np.random.default_rng(1)
     eta_mu, eta_sigma = 1.0, (3 + np.log(d)) / (5 * np.sqrt(d))
-    p = ng.Normal(rng.uniform(-5, 5, d), sigma=np.full(d, 3.0), learn_sigma=True)
+    mu0, sigma0 = rng.uniform(-5, 5, d), np.full(d, 3.0)
+    p = ng.Normal(mu0, sigma=sigma0, learn_sigma=True)
     estimator = ng.Mean(shaping=ng.nes_utilities)
 
     def rastrigin(x: Any) -> Any:
@@ -199,7 +247,20 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int) -> dict[str
         mu += eta_mu * n * natural["mu"]
         sigma *= np.exp(eta_sigma * n * natural["sigma"] / sigma)
 
-    mu_f, sigma_f = rng.uniform(-5, 5, d), np.full(d, 3.0)
+    es = ng.algorithms.SNES(mu0, sigma0, popsize=n, rng=np.random.default_rng(3))
+
+    def ask_tell() -> None:  # the same SNES through ng.algorithms (its paper's default rates)
+        es.tell(rastrigin(es.ask()))
+
+    def reset(*params: dict[str, Any]) -> Callable[[], None]:
+        def put_back() -> None:
+            for entries in params:
+                entries["mu"][...], entries["sigma"][...] = mu0, sigma0
+
+        return put_back
+
+    floor_params = {"mu": mu0.copy(), "sigma": sigma0.copy()}
+    mu_f, sigma_f = floor_params["mu"], floor_params["sigma"]
     utilities = np.asarray(ng.nes_utilities(np.arange(n, dtype=float)))  # by rank, fixed for n
     gen = np.random.default_rng(2)
 
@@ -212,7 +273,12 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int) -> dict[str
         mu_f[:] += sigma_f * g[:d]
         sigma_f[:] *= np.exp(0.5 * eta_sigma * g[d:])
 
-    fns: dict[str, Callable[[], object]] = {"npevograd": ours, "floor": floor}
+    every = scan_generations  # the scan row runs this many generations from the initial state
+    fns: dict[str, Callable[[], object]] = {
+        "npevograd": restarting(ours, reset(p.params), every),
+        "npevograd_asktell": restarting(ask_tell, reset(es.distribution.params), every),
+        "floor": restarting(floor, reset(floor_params), every),
+    }
     out: dict[str, Any] = {"n": n, "d": d, "notes": []}
     jx = _jax()
     if jx is None:
@@ -226,12 +292,13 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int) -> dict[str
     if tt is None:
         out["notes"].append("evotorch/torch not installed: skipped")
     else:
-        fns["evotorch"] = _evotorch_small(tt, n, d)
-    out.update(alternate(fns, repeats))
-    if "evosax_scan_s" in out:  # one scan call runs scan_generations generations
-        out["evosax_scan_s"] /= scan_generations
-        out["evosax_scan_ratio"] /= scan_generations
+        fns["evotorch"] = _evotorch_small(tt, n, d, every)
+    blocks = {name: 1 if name == "evosax_scan" else block for name in fns}  # one scan call: `every` generations
+    out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell")))
+    for key in [k for k in out if k.startswith("evosax_scan_")]:  # per generation
+        out[key] /= scan_generations
     out["scan_generations"] = scan_generations
+    out["block"] = block
     return out
 
 
@@ -257,24 +324,25 @@ def _evosax_small(jx: Any, n: int, d: int, generations: int) -> tuple[Timed, Tim
 
     jit_step = jax.jit(lambda carry: step(carry)[0])
     jit_scan = jax.jit(lambda carry: jax.lax.scan(step, carry, None, length=generations)[0])
-    carry = [(jax.random.key(2), state0)]
+    initial = (jax.random.key(2), state0)
+    carry = [initial]
     compile_s = {}
     for name, fn in (("jit", jit_step), ("scan", jit_scan)):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn(carry[0]))
+        jax.block_until_ready(fn(initial))
         compile_s[name] = time.perf_counter() - t0
 
     def run_jit() -> None:
         carry[0] = jit_step(carry[0])
         jax.block_until_ready(carry[0])
 
-    def run_scan() -> None:
-        jax.block_until_ready(jit_scan(carry[0]))
+    def run_scan() -> None:  # `generations` generations from the initial state
+        jax.block_until_ready(jit_scan(initial))
 
-    return run_jit, run_scan, compile_s
+    return restarting(run_jit, lambda: carry.__setitem__(0, initial), generations), run_scan, compile_s
 
 
-def _evotorch_small(tt: Any, n: int, d: int) -> Callable[[], object]:
+def _evotorch_small(tt: Any, n: int, d: int, every: int) -> Callable[[], object]:
     torch, evotorch = tt
     from evotorch.algorithms import SNES
     from evotorch.decorators import vectorized
@@ -284,7 +352,13 @@ def _evotorch_small(tt: Any, n: int, d: int) -> Callable[[], object]:
         return 10.0 * x.shape[1] + torch.sum(x**2 - 10.0 * torch.cos(2 * torch.pi * x), dim=1)
 
     problem = evotorch.Problem("min", rastrigin, solution_length=d, initial_bounds=(-5.0, 5.0), dtype=torch.float64)
-    return SNES(problem, popsize=n, stdev_init=3.0).step
+    searcher = SNES(problem, popsize=n, stdev_init=3.0)
+    initial = searcher._distribution  # its updates return new distribution objects: this one stays as it was
+
+    def put_back() -> None:
+        searcher._distribution = initial
+
+    return restarting(searcher.step, put_back, every)
 
 
 # --------------------------------------------------------------------------- sampling and import
@@ -357,8 +431,10 @@ def bench_import(repeats: int = 10) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 SIZES = {
-    "quick": {"highd": (200, 100_000), "small": (50, 500), "repeats": 5, "small_repeats": 50, "scan": 100},
-    "full": {"highd": (1000, 100_000), "small": (50, 500), "repeats": 7, "small_repeats": 200, "scan": 200},
+    "quick": {"highd": (200, 100_000), "small": (50, 500), "repeats": 5, "small_repeats": 20, "block": 20,
+              "scan": 100},
+    "full": {"highd": (1000, 100_000), "small": (50, 500), "repeats": 7, "small_repeats": 40, "block": 50,
+             "scan": 200},
 }
 
 
@@ -371,7 +447,7 @@ def child(mode: str, sections: list[str]) -> dict[str, Any]:
     if "highd" in sections:
         out["highd"] = bench_highd(n, d, size["repeats"])
     if "small" in sections:
-        out["small"] = [bench_small(m, 10, size["small_repeats"], size["scan"]) for m in size["small"]]
+        out["small"] = [bench_small(m, 10, size["small_repeats"], size["scan"], size["block"]) for m in size["small"]]
     if "sampling" in sections:
         out["sampling"] = bench_sampling(n, d, size["repeats"])
     return out
@@ -402,6 +478,10 @@ def report(results: dict[str, Any]) -> str:
             peers = ", ".join(f"{k[:-6]} {v:.2f}x" for k, v in r.items() if k.endswith("_ratio"))
             lines.append(f"small n={r['n']} d={r['d']}: npevograd {r['npevograd_s'] * 1e6:.0f} us; {peers}"
                          " (floor: ratio < 1 = how far above the fewest-calls floor)")
+            if "npevograd_asktell_s" in r:
+                peers = ", ".join(f"{k[:-23]} {v:.2f}x" for k, v in r.items() if k.endswith("_over_npevograd_asktell"))
+                ask_tell = r["npevograd_asktell_s"] * 1e6
+                lines.append(f"  ask/tell n={r['n']}: npevograd algorithms.SNES {ask_tell:.0f} us; {peers}")
         s = run.get("sampling")
         if s:
             peers = ", ".join(f"{k[:-6]} {v:.2f}x" for k, v in s.items() if k.endswith("_ratio"))

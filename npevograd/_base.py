@@ -63,7 +63,10 @@ class Distribution:
 
     def weighted_score(self, w: object, x: object) -> Grad:
         """sum_i w[i] * score(x)[name][i]: name -> array param.shape."""
-        x = self.check_x(x)
+        return self._contract(w, self.check_x(x))
+
+    def _contract(self, w: object, x: np.ndarray) -> Grad:
+        """``weighted_score`` of samples ``check_x`` has just returned (the estimators validate x once)."""
         n = x.shape[0]
         weights = as_float_array("w", w, finite=False)  # finiteness is checked on the result
         if weights.shape != (n,):
@@ -92,7 +95,10 @@ class Distribution:
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:
         """Return ``result`` if finite; otherwise name the input that made it not."""
-        if all(all_finite(np.asarray(v)) for v in result.values()):
+        for v in result.values():
+            if not all_finite(v if type(v) is np.ndarray else np.asarray(v)):
+                break
+        else:
             return result
         if w is not None:
             check_finite("w", w)

@@ -109,8 +109,9 @@ SMALL_SIZE = 16
 
 def all_finite(arr: np.ndarray) -> bool:
     """True when every entry of the float array ``arr`` is finite (exactly ``np.isfinite(arr).all()``)."""
-    if arr.size <= SMALL_SIZE:
-        return all(map(math.isfinite, arr.tolist() if arr.ndim == 1 else arr.ravel().tolist()))
+    if arr.size <= SMALL_SIZE:  # a finite sum has finite terms; a sum that overflowed is scanned
+        values = arr.tolist() if arr.ndim == 1 else arr.ravel().tolist()
+        return math.isfinite(sum(values)) or all(map(math.isfinite, values))
     return bool(np.count_nonzero(np.isfinite(arr)) == arr.size)  # counted: no reduction's Python wrapper
 
 
@@ -119,8 +120,16 @@ def all_true(mask: np.ndarray) -> bool:
     return bool(np.count_nonzero(mask) == mask.size)
 
 
+def all_positive(arr: np.ndarray) -> bool:
+    """True when every entry of the float array ``arr`` is > 0 (exactly ``(arr > 0).all()``; NaN is not)."""
+    if arr.size <= SMALL_SIZE:
+        values = arr.tolist() if arr.ndim == 1 else arr.ravel().tolist()
+        return all(map((0.0).__lt__, values))  # 0 < v, False for NaN
+    return all_true(np.greater(arr, 0))
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
-    if not all_finite(np.asarray(arr)):
+    if not all_finite(arr if type(arr) is np.ndarray else np.asarray(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must be finite, got {bad} non-finite value(s) (NaN or inf)")
 
@@ -164,8 +173,8 @@ def check_sample_bytes(n: int, per_sample: int) -> None:
 def check_sigma(sigma: np.ndarray) -> np.ndarray:
     """sigma finite and > 0 (checked wherever it is used: it may be changed in place)."""
     if sigma.size <= SMALL_SIZE:  # a few entries: both checks below on Python floats
-        values = sigma.ravel().tolist()
-        if all(map(math.isfinite, values)) and (not values or min(values) > 0):  # min of finite floats: exact
+        values = sigma.tolist() if sigma.ndim == 1 else sigma.ravel().tolist()
+        if math.isfinite(sum(values)) and (not values or min(values) > 0):  # finite sum: finite terms
             return sigma
     check_finite("sigma", sigma)
     check_positive("sigma", sigma)
@@ -266,6 +275,9 @@ def per_sample(name: str, values: object, n: int, max_ndim: int | None = None) -
 
 def fitness_vector(name: str, values: object, n: int) -> np.ndarray:
     """Fitness of shape (n,) or (n, 1), returned as (n,)."""
+    if type(values) is np.ndarray and values.dtype in _FLOATS and values.shape == (n,):
+        check_finite(name, values)  # the usual fitness vector: per_sample's checks, decided at once
+        return values
     arr = per_sample(name, values, n)
     if arr.ndim == 2 and arr.shape[1] == 1:
         return arr[:, 0]
@@ -287,7 +299,12 @@ def check_grad(params: dict[str, np.ndarray], grad: object) -> dict[str, np.ndar
         raise ValueError(f"grad must be a dict with keys {sorted(params)}, got {got}")
     out = {}
     for name, value in grad.items():
-        arr = as_float_array(f"grad[{name!r}]", value)
+        if type(value) is np.ndarray and value.dtype in _FLOATS:
+            arr = value  # as_float_array's fast path, without formatting the name
+        else:
+            arr = _as_float(f"grad[{name!r}]", value, None)
+        if not all_finite(arr):
+            check_finite(f"grad[{name!r}]", arr)
         if arr.shape != params[name].shape:
             raise ValueError(f"grad[{name!r}] must have shape {params[name].shape}, got {arr.shape}")
         out[name] = arr

@@ -92,14 +92,14 @@ class Estimator:
         if proposal is None and log_proposal is None:
             if min_ess is not None:
                 check_min_ess(float(n), n, min_ess)
-            value, w = self.weights(values, x.shape[0])
-            return Estimate(value=value, grad=p.weighted_score(w, x), weights=w)
+            value, w = self.weights(values, n)
+            return Estimate(value=value, grad=p._contract(w, x), weights=w)  # p.weighted_score(w, x)
         per_sample("values", values, n)  # values against x first: the clearer error
         rho = importance_ratios(p, x, proposal, log_proposal)
         check_min_ess(effective_sample_size(rho), n, min_ess)
         value, dj_dr = self.ratio_weights(values, rho)
         w = reuse_weights(dj_dr, rho)  # rho_i dJ/dr_i
-        return Estimate(value=value, grad=p.weighted_score(w, x), weights=w, ratios=rho)
+        return Estimate(value=value, grad=p._contract(w, x), weights=w, ratios=rho)
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         raise NotImplementedError
@@ -167,11 +167,15 @@ class Mean(Estimator):
         self.baseline = baseline
         self.normalize = bool(normalize)
 
-    def _fitness(self, values: object, n: int) -> np.ndarray:
+    def _fitness(self, values: object, n: int, body: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """The (shaped) fitness f; ``body``: ``on_validated(self.shaping)`` if the caller has it."""
         f = fitness_vector("values", values, n)
         if self.shaping is not None:
-            body = on_validated(self.shaping)  # a built-in shaping: f is validated just above
-            f = fitness_vector("shaping(values)", self.shaping(f) if body is None else body(f), n)
+            body = on_validated(self.shaping) if body is None else body
+            if body is None:  # the user's shaping: its result is validated like the values
+                f = fitness_vector("shaping(values)", self.shaping(f), n)
+            else:  # a built-in one on the f validated just above: finite, shape (n,), f's dtype
+                f = body(f)
         if self.baseline == "loo" and n < 2:
             raise ValueError(f"baseline='loo' needs at least 2 samples, got {n}")
         return f
@@ -186,9 +190,10 @@ class Mean(Estimator):
         return np.zeros_like(f)
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
-        f = self._fitness(values, n)
+        body = on_validated(self.shaping)
+        f = self._fitness(values, n, body)
         w = f / n  # outer expectation: dJ/dr_i = f_i / n
-        value = _mean_value(w, bounded=on_validated(self.shaping) is not None)
+        value = _mean_value(w, bounded=body is not None)
         if self.baseline is not None or self.normalize:
             centred = f - f.dtype.type(value)  # f_i - mean(f): the mean baseline, and normalize at r = 1
             if self.baseline == "loo":
@@ -359,7 +364,7 @@ def expectation(values: object, x: object, p: Distribution) -> Estimate:
     v = per_sample("values", values, x.shape[0])
     w = v / x.shape[0]
     if v.ndim == 1:
-        return Estimate(value=_mean_value(w), grad=p.weighted_score(w, x), weights=w)
+        return Estimate(value=_mean_value(w), grad=p._contract(w, x), weights=w)
     scores = p.score(x)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
         grad = {name: np.tensordot(w, s, axes=(0, 0)) for name, s in scores.items()}

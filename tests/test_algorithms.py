@@ -395,3 +395,20 @@ def test_encode_and_x_errors():
         es.ask(encode=True)
     with pytest.raises(ValueError, match="x has 3 samples, expected popsize = 8"):
         es.tell(np.zeros(10), x=np.zeros((3, 4)))
+
+
+def test_best_is_kept_until_beaten_and_params_are_updated_in_place():
+    es = SNES(np.zeros(3), 1.0, popsize=6, rng=0)
+    mu, sigma = es.distribution.params["mu"], es.distribution.params["sigma"]
+    x = es.ask()
+    es.tell(np.arange(6.0))
+    np.testing.assert_array_equal(es.best.x, x[5])
+    assert es.best.fitness == 5.0
+    es.ask()
+    es.tell(np.full(6, 5.0) - np.arange(6.0))  # ties the best, does not beat it
+    np.testing.assert_array_equal(es.best.x, x[5])
+    x = es.ask()
+    es.tell(np.r_[6.0, np.zeros(5)])
+    np.testing.assert_array_equal(es.best.x, x[0])
+    assert es.best.fitness == 6.0 and es.generation == 3
+    assert es.distribution.params["mu"] is mu and es.distribution.params["sigma"] is sigma

@@ -118,3 +118,71 @@ def test_variance_one_behaviour_is_the_einsum_form(k, dtype):
     est = ng.Variance()(b, x, p)
     z = ng.zscore(b)
     np.testing.assert_array_equal(est.weights, np.einsum("ij,ij->i", z, z) / 30)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("bad", [None, np.nan, 0.0, -0.0, -1.0, np.inf, -np.inf])
+def test_all_positive_is_greater_than_zero_all(size, bad, dtype):
+    from npevograd._checks import all_positive
+
+    a = np.random.default_rng(size).uniform(1e-30, 1, size).astype(dtype)
+    if bad is not None and size:
+        a[-1] = bad
+    for view in [a, a[::2], a.reshape(1, -1)] + ([a[-1:].reshape(())] if size else []):
+        assert all_positive(view) is bool((view > 0).all())
+
+
+def test_all_finite_of_finite_entries_whose_sum_overflows(dtype):
+    big = np.full(_checks.SMALL_SIZE, np.finfo(dtype).max, dtype=dtype)  # the sum is inf, every entry finite
+    assert all_finite(big) and all_finite(big.reshape(2, -1)) and check_sigma(big) is big
+
+
+def test_estimator_validates_x_once_and_its_gradient_is_weighted_score():
+    class Counting(ng.Normal):
+        calls = 0
+
+        def check_x(self, x):
+            Counting.calls += 1
+            return super().check_x(x)
+
+    p = Counting(np.zeros(3), np.full(3, 0.5), learn_sigma=True)
+    x = p.sample(20, np.random.default_rng(0))
+    est = ng.Mean(shaping=ng.nes_utilities)(x.sum(axis=1), x, p)
+    assert Counting.calls == 1
+    for name, value in p.weighted_score(est.weights, x).items():
+        np.testing.assert_array_equal(est.grad[name], value)
+
+
+@pytest.mark.parametrize(
+    "values", [np.array([1.0, np.nan, 3.0]), np.array([[1.0], [np.inf], [3.0]]), [1.0, np.nan, 3.0]]
+)
+def test_fitness_vector_fast_and_general_paths_give_the_same_error(values):
+    from npevograd._checks import fitness_vector
+
+    with pytest.raises(ValueError, match=r"^values must be finite, got 1 non-finite value\(s\) \(NaN or inf\)$"):
+        fitness_vector("values", values, 3)
+    with pytest.raises(ValueError, match=r"values has shape \(3,\) but x has 4 samples"):
+        fitness_vector("values", np.ones(3), 4)
+
+
+@pytest.mark.parametrize("d", [1, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1])
+@pytest.mark.parametrize("scale", [1.0, 1e-160, 1e150])
+def test_natural_gradient_on_python_floats_is_the_numpy_form(d, scale):
+    """A float64 diagonal sigma of few entries: the products on Python floats, the same bits (subnormals too)."""
+    rng = np.random.default_rng(d)
+    p = ng.Normal(np.zeros(d), rng.uniform(0.5, 2, d) * scale, learn_sigma=True)
+    sigma = p.params["sigma"]
+    for grad_dtype in (np.float64, np.float32):
+        grad = {name: (rng.standard_normal(d) * 1e-3).astype(grad_dtype) for name in ("mu", "sigma")}
+        natural = p.natural_gradient(grad)
+        np.testing.assert_array_equal(natural["mu"], sigma * (sigma * grad["mu"]))
+        np.testing.assert_array_equal(natural["sigma"], sigma * (sigma * grad["sigma"]) / 2)
+        assert natural["mu"].dtype == natural["sigma"].dtype == np.float64
+
+
+@pytest.mark.parametrize("d", [1, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1])
+def test_natural_gradient_overflow_is_the_same_error_on_both_paths(d):
+    p = ng.Normal(np.zeros(d), np.full(d, 1e200))
+    message = r"sigma\^2 grad\['mu'\] overflows float64 \(largest \|grad\| 1e-50, largest sigma 1e\+200\)"
+    with pytest.raises(ValueError, match=message):
+        p.natural_gradient({"mu": np.full(d, 1e-50)})

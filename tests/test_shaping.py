@@ -149,3 +149,29 @@ def test_rank_shapings_keep_float32_and_higher_dimensions():
         stacked = shaping(np.stack([f, -f], axis=2))  # (n, 2, 2): each column ranked on its own
         np.testing.assert_array_equal(stacked[:, :, 0], shaping(f))
         np.testing.assert_array_equal(stacked[:, :, 1], shaping(-f))
+
+
+@settings(max_examples=80, deadline=None)
+@given(f=fitness, float32=st.booleans())
+def test_untied_rank_shapings_from_their_tables_equal_rankdata_exactly(f, float32):
+    """Without ties the ranks are looked up in a per-n table (the fast path): the same bits as with ties' formula."""
+    v = f.astype(np.float32) if float32 else f
+    if np.unique(v).size < v.size:  # float32 rounding made a tie: that is the other path
+        return
+    dtype = v.dtype
+    centred = (scipy.stats.rankdata(v, method="average") - 1) / (v.shape[0] - 1) - 0.5
+    for shaping, expected in ((ng.centered_ranks, centred), (ng.nes_utilities, _nes_utilities_from_rankdata(v))):
+        shaped = shaping(v)
+        assert shaped.dtype == dtype and shaped.flags.writeable
+        np.testing.assert_array_equal(shaped, expected.astype(dtype))
+
+
+def test_rank_tables_are_read_only_and_cached_per_n():
+    from npevograd.shaping import _centered_rank_table, _utility_table
+
+    for table in (_centered_rank_table, _utility_table):
+        assert table(7) is table(7) and table(7).shape == (7,) and not table(7).flags.writeable
+    f = np.arange(7.0)
+    out = ng.nes_utilities(f)
+    out[:] = 0.0  # the caller's array, not the table
+    np.testing.assert_array_equal(ng.nes_utilities(f), _nes_utilities_from_rankdata(f))

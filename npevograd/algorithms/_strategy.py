@@ -14,7 +14,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from .._base import Distribution
-from .._checks import RNGLike, as_float_array, as_rng, check_sample_count
+from .._checks import RNGLike, all_finite, all_positive, as_float_array, as_rng, check_sample_count
 from ..noise import EncodedSamples
 from ..normal import Normal
 
@@ -47,15 +47,18 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
     """Write the updated parameters in place, all or none: each is checked finite (sigma > 0) in its dtype first.
 
     An update that overflows (an extreme fitness scale or learning rate) raises a ValueError
-    naming ``rates`` and leaves every parameter as it was.
+    naming ``rates`` and leaves every parameter as it was.  ``new`` holds fresh arrays (read, not kept).
     """
     cast = {}
-    with np.errstate(over="ignore", under="ignore"):  # checked just below, in the parameters' dtype
-        for name, value in new.items():
-            cast[name] = np.asarray(value).astype(params[name].dtype)
+    for name, value in new.items():
+        dtype = params[name].dtype
+        if type(value) is np.ndarray and value.dtype == dtype:
+            cast[name] = value  # already in the parameters' dtype: checked as it is
+        else:
+            with np.errstate(over="ignore", under="ignore"):  # checked just below, in the parameters' dtype
+                cast[name] = np.asarray(value).astype(dtype)
     for name, value in cast.items():
-        positive_ok = name != "sigma" or bool((value > 0).all())
-        if not np.isfinite(value).all() or not positive_ok:
+        if not all_finite(value) or (name == "sigma" and not all_positive(value)):
             raise ValueError(
                 f"{owner}: the updated {name} is not finite{'' if name != 'sigma' else ' and > 0'} in "
                 f"{params[name].dtype}; rescale the fitness or lower {rates} (nothing was changed)"
@@ -123,15 +126,19 @@ class Strategy:
             raise ValueError(f"{type(self).__name__}.tell() needs a population: call ask() first")
         return self._population
 
-    def _best_of(self, x: Samples, f: np.ndarray) -> Best:
-        i = int(np.argmax(f))
+    def _best_of(self, x: Samples, f: np.ndarray) -> Best | None:
+        """This population's best sample (a copy) if it beats the best so far, else None."""
+        i = int(f.argmax())
+        fitness = float(f[i])
+        if self.best is not None and not fitness > self.best.fitness:
+            return None  # the usual case late in a run: no row to copy
         if isinstance(x, EncodedSamples):
             if not isinstance(self.distribution, Normal):
                 raise TypeError(f"{type(self).__name__} takes sample rows, not encoded samples")
             row = self.distribution.decode(x)[i]
         else:
             row = np.array(x[i])
-        return Best(row, float(f[i]))
+        return Best(row, fitness)
 
     def _check_values(self, name: str, values: object, allow_columns: bool = False) -> np.ndarray:
         arr = as_float_array(name, values)
@@ -144,9 +151,9 @@ class Strategy:
             )
         return arr
 
-    def _commit(self, best: Best) -> None:
-        """After a successful update: remember the best sample, close the generation."""
-        if self.best is None or best.fitness > self.best.fitness:
+    def _commit(self, best: Best | None) -> None:
+        """After a successful update: remember the best sample (``_best_of``'s, if any), close the generation."""
+        if best is not None:
             self.best = best
         self._population = None
         self.generation += 1

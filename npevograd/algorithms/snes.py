@@ -73,7 +73,7 @@ class SNES(Strategy):
 
     def _update(self, x: Samples, f: np.ndarray) -> None:
         p, n = self.distribution, self.popsize
-        natural = p.natural_gradient(self.estimator(f, x, p).grad)
+        natural = p._natural(self.estimator(f, x, p).grad)  # natural_gradient of a checked gradient
         mu, sigma = p.params["mu"], p.params["sigma"]
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
             new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
