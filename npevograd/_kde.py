@@ -70,8 +70,9 @@ PANEL = 64
 TILE_MADDS = 1 << 18
 # The recomputed tile's side for k = 2 (benchmarks/scaling.py forces ``block_size=BLOCK``).
 BLOCK = 256
-# Strips run in threads only from this many pairs on (below, starting threads costs more).
-PARALLEL_MIN_PAIRS = 1 << 21
+# Strips run in threads only from this many pairs on (n >= 5794): below, two threads measured
+# slower than one on the 2-core test machine (thread start, small strips; issue 15).
+PARALLEL_MIN_PAIRS = 1 << 24
 # Largest tolerated bound on the exponent's rounding error for the GEMM form: 1e-12 in
 # float64; in float32 the project's float32 tolerance, 1e-4 (typically 1e-6 is reached).
 GRAM_MAX_ERROR = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}

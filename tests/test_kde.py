@@ -237,5 +237,6 @@ def test_sums_identical_whatever_the_number_of_threads(block, dtype, monkeypatch
 
 
 def test_threads_only_for_large_kernels():
-    assert not _kde._Strips(_kde._Tiles(behaviours(2048, 2, np.float64), 1.0)).threaded
-    assert _kde._Strips(_kde._Tiles(behaviours(2049, 2, np.float64), 1.0)).threaded  # 2**21 pairs and more
+    # from PARALLEL_MIN_PAIRS = 2**24 pairs on: n = 5794 (5793 * 5792 / 2 = 2**24 - 688)
+    assert not _kde._Strips(_kde._Tiles(behaviours(5793, 1, np.float32), 1.0)).threaded
+    assert _kde._Strips(_kde._Tiles(behaviours(5794, 1, np.float32), 1.0)).threaded
