@@ -2,6 +2,8 @@
 
 The floor is n(n-1)/2 kernel exponentials in the same dtype; also its peak extra memory
 (tracemalloc) and a dense torch float64 version (cdist, exp, autograd) where it fits in memory.
+npevograd runs its strips in as many threads as the run's BLAS threads (NPEVOGRAD_NUM_THREADS
+is set to the thread count for this section), so the 1-thread row is one core.
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ def pair_exponents(z: Any, count: int, rng: Any) -> Any:
     return -np.einsum("ij,ij->i", diff, diff).astype(z.dtype)
 
 def bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
+    import os
+
+    saved = os.environ.get("NPEVOGRAD_NUM_THREADS")
+    os.environ["NPEVOGRAD_NUM_THREADS"] = str(threads)  # read at each call by npevograd._stream.thread_count
+    try:
+        return _bench_entropy(size, threads)
+    finally:
+        if saved is None:
+            del os.environ["NPEVOGRAD_NUM_THREADS"]
+        else:
+            os.environ["NPEVOGRAD_NUM_THREADS"] = saved
+
+
+def _bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
     import numpy as np
 
     import npevograd as ng
@@ -95,7 +111,7 @@ def bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
             if dtype == np.float64:
                 row.update(_torch_entropy(torch, b, estimator, n, size))
             rows.append(row)
-    return {"k": 2, "bandwidth": 1.0, "rows": rows}
+    return {"k": 2, "bandwidth": 1.0, "npevograd_threads": threads, "rows": rows}
 
 def _uses_gemm(z: Any) -> bool:
     from npevograd import _kde

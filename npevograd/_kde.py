@@ -8,10 +8,10 @@ With :math:`K_{ij} = \exp(-\|z_i - z_j\|^2 / h^2)` the entropy estimator needs
     \text{nested}_i  = \frac1n \sum_j K_{ij} / \text{density}_j
 
 K is symmetric with :math:`K_{ii} = 1`, so only the strict upper triangle is ever
-exponentiated.  It is cut into tiles, rows I by columns J >= I; in a tile that meets
-the diagonal the exponents on and below it are set to -inf before the exponential, so
-those entries come out exactly 0.  Each tile feeds the sums of its rows and, by
-symmetry, of its columns:
+exponentiated.  It is cut into row strips, rows I by all columns from I on, and each
+strip into tiles, rows I by columns J; in the tile that meets the diagonal the exponents
+on and below it are set to -inf before the exponential, so those entries come out
+exactly 0.  Each tile feeds the sums of its rows and, by symmetry, of its columns:
 
 .. math::
 
@@ -22,13 +22,19 @@ symmetry, of its columns:
 
 and the diagonal adds 1 to n density and u to n nested.
 
-**Kept** (the strict upper triangle fits in ``KEEP_BYTES``): row panels, rows I by all
-columns from I on, computed once and kept for the second sum; each of the n(n-1)/2
-exponentials is computed exactly once.
+**Kept** (the strict upper triangle fits in ``KEEP_BYTES``): one tile per strip,
+computed in the first pass, summed while it is still in cache, and kept for the second;
+each of the n(n-1)/2 exponentials is computed exactly once.
 
-**Recomputed** (larger n, or a ``block`` given): b x b tiles, computed for the first sum,
-dropped, and computed again for the second, since the second needs all of the first.
-Each exponential is computed exactly twice; peak extra memory is one tile plus O(n k).
+**Recomputed** (larger n, or a ``block`` given): tiles of about ``TILE_MADDS / (k + 2)``
+entries, computed for the first sum, dropped, and computed again for the second, since
+the second needs all of the first.  Each exponential is computed exactly twice; peak
+extra memory is a tile per thread plus O(n k).
+
+From ``PARALLEL_MIN_PAIRS`` pairs on, the strips run in ``_stream.map_blocks`` threads
+(NumPy releases the GIL in ``np.exp`` and ``np.dot``): each strip yields its row sums
+and its column sums, and these are added in strip order, so the sums are the same,
+bit for bit, whatever the number of threads.
 
 A tile's exponents come from one small matrix product.  With the behaviours centred and
 scaled, :math:`c_i = (z_i - \bar z)/h`,
@@ -46,17 +52,27 @@ which have no cancellation.
 
 from __future__ import annotations
 
-from typing import Callable
+import math
 
 import numpy as np
+
+from ._stream import map_blocks, row_blocks
 
 # Keep the kernel when its strict upper triangle needs at most this many bytes
 # (n <= 2048 in float64, n <= 2896 in float32).
 KEEP_BYTES = 16 * 2**20
-# Rows per panel of the kept kernel.
+# Rows per strip of the kept kernel (one tile per strip).
 PANEL = 64
-# Tile side of the recomputed kernel: 256 x 256 is 512 KB in float64, 256 KB in float32.
+# Multiply-adds of one recomputed tile's GEMM, rows x cols x (k + 2), the tile about square:
+# 256 x 256 for k = 2 (512 KB in float64, in a core's L2).  OpenBLAS runs a GEMM this small on
+# the calling thread (so strips in threads start no BLAS threads), and for inner dimension 4
+# it is fastest near square: 0.45 ns an entry in float64 at 256 x 256, 0.8 at 32 x 2048.
+TILE_MADDS = 1 << 18
+# The recomputed tile's side for k = 2 (benchmarks/scaling.py forces ``block_size=BLOCK``).
 BLOCK = 256
+# Strips run in threads only from this many pairs on (n >= 5794): below, two threads measured
+# slower than one on the 2-core test machine (thread start, small strips; issue 15).
+PARALLEL_MIN_PAIRS = 1 << 24
 # Largest tolerated bound on the exponent's rounding error for the GEMM form: 1e-12 in
 # float64; in float32 the project's float32 tolerance, 1e-4 (typically 1e-6 is reached).
 GRAM_MAX_ERROR = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
@@ -74,7 +90,8 @@ def kernel_sums(z: np.ndarray, bandwidth: float, block: int | None = None) -> tu
     """Return (density, nested) for behaviours ``z`` of shape (n, k), in z's dtype.
 
     ``block`` forces the recomputed path with b x b tiles; by default the kernel is kept
-    when it fits in ``KEEP_BYTES`` and recomputed in ``BLOCK`` tiles otherwise.
+    when it fits in ``KEEP_BYTES`` and recomputed in tiles of ``TILE_MADDS`` multiply-adds
+    otherwise.
     """
     n, dtype = z.shape[0], z.dtype
     if bandwidth**-2 > float(np.finfo(dtype).max):  # 1/h^2 overflows the dtype (float32: h < 1e-19): use float64
@@ -82,11 +99,7 @@ def kernel_sums(z: np.ndarray, bandwidth: float, block: int | None = None) -> tu
     # An exponent -||z_i - z_j||^2 / h^2 that overflows is -inf, and K_ij = exp(-inf) = 0 is then
     # exact: a tiny bandwidth, or behaviours far apart, give the identity kernel, not a warning.
     with np.errstate(over="ignore"):
-        tiles = _Tiles(z, bandwidth)
-        if block is None and keeps_kernel(n, z.dtype):
-            density, nested = _kept(tiles, n)
-        else:
-            density, nested = _recomputed(tiles, n, min(block or BLOCK, n))  # tiles no larger than n
+        density, nested = _two_passes(_Strips(_Tiles(z, bandwidth), block), n, z.dtype)
     return density.astype(dtype), nested.astype(dtype)
 
 
@@ -104,6 +117,8 @@ class _Tiles:
 
     def __init__(self, z: np.ndarray, bandwidth: float):
         self.dtype = dtype = z.dtype
+        self.n, k = z.shape
+        self.width = k + 2  # inner dimension of the GEMM form
         z64 = z.astype(np.float64, copy=False)
         c = (z64 - z64.mean(axis=0)) / bandwidth  # translation leaves K unchanged
         sq = np.einsum("ij,ij->i", c, c)
@@ -132,7 +147,7 @@ class _Tiles:
     def _exponents(self, i0: int, i1: int, j0: int, j1: int, tile: np.ndarray) -> None:
         """-||z_i - z_j||^2 / h^2 = -||c_i - c_j||^2 into ``tile``."""
         if self.gram:
-            np.matmul(self.left[i0:i1], self.right[:, j0:j1], out=tile)
+            np.dot(self.left[i0:i1], self.right[:, j0:j1], out=tile)
             return
         scratch = np.empty_like(tile) if len(self.coords) > 1 else tile
         for row, coord in enumerate(self.coords):
@@ -150,41 +165,67 @@ class _Tiles:
         return self._masks[side]
 
 
-def _accumulate(sums: np.ndarray, tile: np.ndarray, i0: int, i1: int, j0: int, j1: int, u: np.ndarray) -> None:
-    """Row and column sums of a tile, weighted by u, into ``sums`` (two BLAS matrix-vector products)."""
-    sums[i0:i1] += tile @ u[j0:j1]
-    sums[j0:j1] += u[i0:i1] @ tile
+class _Strips:
+    """The strict upper triangle in row strips (rows I, columns from I on), each cut into tiles."""
+
+    def __init__(self, tiles: _Tiles, block: int | None = None):
+        self.tiles = tiles
+        self.n = n = tiles.n
+        keep = block is None and keeps_kernel(n, tiles.dtype)
+        if block is not None:
+            rows = self.cols = min(block, n)
+        elif keep:
+            rows, self.cols = PANEL, n
+        else:
+            rows = min(math.isqrt(TILE_MADDS // tiles.width), n)
+            self.cols = TILE_MADDS // (rows * tiles.width)  # >= rows
+        self.bounds = row_blocks(n, rows)
+        self.threaded = n * (n - 1) // 2 >= PARALLEL_MIN_PAIRS
+        self.kept: list[np.ndarray] | None = None
+        if keep:
+            sizes = [(i1 - i0) * (n - i0) for i0, i1 in self.bounds]
+            storage = np.empty(sum(sizes), dtype=tiles.dtype)  # one allocation for the whole kept kernel
+            starts = np.cumsum([0] + sizes)
+            self.kept = [storage[start:stop] for start, stop in zip(starts, starts[1:])]
+        self.filled = False
+
+    def sums(self, u: np.ndarray) -> np.ndarray:
+        """s_i = sum_{j != i} K_ij u_j (float64), from every strip's row and column sums in strip order."""
+        s = np.zeros(self.n)
+
+        def strip(k: int, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+            return self._strip(k, i0, i1, u)
+
+        parts = map_blocks(strip, self.bounds) if self.threaded else (strip(k, *b) for k, b in enumerate(self.bounds))
+        for (i0, i1), (row, col) in zip(self.bounds, parts):
+            s[i0:i1] += row
+            s[i0:] += col
+        self.filled = True  # a kept kernel is now computed
+        return s
+
+    def _strip(self, k: int, i0: int, i1: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row sums (float64) and column sums of strip k, rows i0:i1 by columns i0:n, weighted by u."""
+        n, tiles = self.n, self.tiles
+        row = np.zeros(i1 - i0)
+        col = np.empty(n - i0, dtype=u.dtype)  # one tile's sum per column: no accumulation
+        buffer = self.kept[k] if self.kept is not None else np.empty((i1 - i0) * self.cols, dtype=tiles.dtype)
+        for j0 in range(i0, n, self.cols):
+            j1 = min(j0 + self.cols, n)
+            if self.filled and self.kept is not None:
+                tile = buffer.reshape(i1 - i0, n - i0)
+            else:
+                tile = tiles(i0, i1, j0, j1, out=buffer)
+            row += np.dot(tile, u[j0:j1])  # np.dot, unlike @, releases the GIL for a matrix-vector product
+            np.dot(u[i0:i1], tile, out=col[j0 - i0 : j1 - i0])
+        return row, col
 
 
-def _kept(tiles: _Tiles, n: int) -> tuple[np.ndarray, np.ndarray]:
-    panels = [(i0, min(i0 + PANEL, n), i0, n) for i0 in range(0, n, PANEL)]
-    offsets = np.cumsum([0] + [(i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in panels])
-    storage = np.empty(offsets[-1], dtype=tiles.dtype)  # one allocation for the whole kept kernel
-    kept = [tiles(*bounds, out=storage[start:]) for bounds, start in zip(panels, offsets)]
-    return _two_passes(n, panels, lambda index: kept[index], tiles.dtype)
-
-
-def _recomputed(tiles: _Tiles, n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [
-        (i0, min(i0 + block, n), j0, min(j0 + block, n)) for i0 in range(0, n, block) for j0 in range(i0, n, block)
-    ]
-    buffer = np.empty(block * block, dtype=tiles.dtype)  # one tile, reused
-    return _two_passes(n, pairs, lambda index: tiles(*pairs[index], out=buffer), tiles.dtype)
-
-
-def _two_passes(
-    n: int, bounds: list[tuple[int, int, int, int]], tile_at: Callable[[int], np.ndarray], dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray]:
-    """Densities from every tile, then the nested sums from every tile again (``tile_at(index)``)."""
-    density_sum = np.zeros(n)  # float64 accumulators in both dtypes
-    ones = np.ones(n, dtype=dtype)  # density: u = 1
-    for index, b in enumerate(bounds):
-        _accumulate(density_sum, tile_at(index), *b, ones)
+def _two_passes(strips: _Strips, n: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Densities from every tile, then the nested sums from every tile again."""
+    density_sum = strips.sums(np.ones(n, dtype=dtype))  # density: u = 1
     density_sum += 1  # K_ii = 1
     density = density_sum / n
     inv_density = 1 / density
-    nested_sum = inv_density.copy()  # diagonal: K_ii / density_i
-    u = inv_density.astype(dtype)
-    for index, b in enumerate(bounds):
-        _accumulate(nested_sum, tile_at(index), *b, u)
+    nested_sum = strips.sums(inv_density.astype(dtype))
+    nested_sum += inv_density  # diagonal: K_ii / density_i
     return density, nested_sum / n

@@ -8,11 +8,9 @@ With :math:`K_{ij} = \exp(-\|z_i - z_j\|^2 / h^2)` and ratios r,
     \text{nested}_i = \frac1n \sum_j K_{ij} \frac{r_j}{\hat p_j}
 
 the sums of ``_kde`` with the ones vector replaced by r and 1/density by
-r/density.  The same tiles of the strict upper triangle (``_kde._Tiles``) are
-used, always recomputed (each exponential computed twice; peak extra memory one
-tile).  Where :math:`r_j = 0` the sample adds nothing, so r/density is 0 there even
-if its density is 0.  (Hook for ``_kde``: a ``ratios`` argument to
-``kernel_sums`` would let the kept path serve this too.)
+r/density.  The same strips of the strict upper triangle (``_kde._Strips``) are
+used, kept or recomputed as for ``_kde.kernel_sums``.  Where :math:`r_j = 0` the
+sample adds nothing, so r/density is 0 there even if its density is 0.
 """
 
 from __future__ import annotations
@@ -27,21 +25,10 @@ def weighted_kernel_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (density, nested) above for behaviours ``z`` (n, k) and ratios (n,), in z's dtype."""
     n = z.shape[0]
-    side = block or _kde.BLOCK
-    tiles = _kde._Tiles(z, bandwidth)
-    bounds = [(i0, min(i0 + side, n), j0, min(j0 + side, n)) for i0 in range(0, n, side) for j0 in range(i0, n, side)]
-    buffer = np.empty(side * side, dtype=tiles.dtype)
+    strips = _kde._Strips(_kde._Tiles(z, bandwidth), block)
     r = ratios.astype(np.float64)
-
-    def pass_over_tiles(u: np.ndarray) -> np.ndarray:
-        sums = u.copy()  # the diagonal: K_ii u_i
-        u_tiles = u.astype(tiles.dtype)
-        for b in bounds:
-            _kde._accumulate(sums, tiles(*b, out=buffer), *b, u_tiles)
-        return sums / n
-
-    density = pass_over_tiles(r)
+    density = (strips.sums(r.astype(z.dtype)) + r) / n  # the diagonal: K_jj r_j
     r_over_density = np.zeros(n)
     np.divide(r, density, out=r_over_density, where=r > 0)
-    nested = pass_over_tiles(r_over_density)
+    nested = (strips.sums(r_over_density.astype(z.dtype)) + r_over_density) / n
     return density.astype(z.dtype), nested.astype(z.dtype)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 
 import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _kde
+from npevograd import _kde, _ratio_kde
 
 
 def dense_reference(z: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
@@ -178,3 +179,64 @@ def test_estimator_weights_do_not_depend_on_block_size(dtype):
         scale = np.max(np.abs(reference.weights))
         np.testing.assert_allclose(blocked.weights, reference.weights, rtol=0, atol=RTOL[dtype] * scale)
         assert blocked.weights.dtype == dtype
+
+
+def test_recomputed_tiles_are_small_gemms_about_square():
+    # rows x cols x (k + 2) multiply-adds at most TILE_MADDS (OpenBLAS keeps such a GEMM on the
+    # calling thread), cols >= rows (the diagonal head fits in the first tile), 256 x 256 for k = 2
+    for k in (1, 2, 3, 5, 10):
+        strips = _kde._Strips(_kde._Tiles(behaviours(3000, k, np.float64), 1.0))
+        rows = strips.bounds[0][1] - strips.bounds[0][0]
+        assert rows <= strips.cols <= rows + 1
+        assert rows * strips.cols * (k + 2) <= _kde.TILE_MADDS
+        assert (rows, strips.cols) == ((256, 256) if k == 2 else (rows, strips.cols))
+        assert _kde.TILE_MADDS - rows * strips.cols * (k + 2) < 2 * rows * (k + 2)  # as large as allowed
+
+
+def strip_threads(monkeypatch) -> list[set[int]]:
+    """Per pass over the strips (``_Strips.sums``), the ids of the threads that computed them."""
+    passes: list[set[int]] = []
+    real_sums, real_strip = _kde._Strips.sums, _kde._Strips._strip
+
+    def sums(self, u):
+        passes.append(set())
+        return real_sums(self, u)
+
+    def strip(self, k, i0, i1, u):
+        passes[-1].add(threading.get_ident())
+        return real_strip(self, k, i0, i1, u)
+
+    monkeypatch.setattr(_kde._Strips, "sums", sums)
+    monkeypatch.setattr(_kde._Strips, "_strip", strip)
+    return passes
+
+
+@pytest.mark.parametrize("block", [None, 40])
+def test_sums_identical_whatever_the_number_of_threads(block, dtype, monkeypatch):
+    # strips in threads, their sums added in strip order: bit for bit the same as one thread
+    monkeypatch.setattr(_kde, "PARALLEL_MIN_PAIRS", 0)  # threads even for this small n
+    z = behaviours(700, 2, dtype, seed=3)
+    r = np.random.default_rng(8).exponential(size=700).astype(dtype)
+    results = {}
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", threads)
+        passes = strip_threads(monkeypatch)
+        results[threads] = _kde.kernel_sums(z, 0.9, block=block) + _ratio_kde.weighted_kernel_sums(z, 0.9, r, block)
+        monkeypatch.undo()  # restores _strip (and the thread count) before the next round
+        monkeypatch.setattr(_kde, "PARALLEL_MIN_PAIRS", 0)
+        used = [len(seen) for seen in passes]  # four passes: kernel_sums' two, then weighted_kernel_sums'
+        assert len(used) == 4 and max(used) <= int(threads)
+        assert used == [1] * 4 if threads == "1" else max(used) > 1  # the strips really ran in threads
+    for threads in ("2", "3"):
+        for one, many in zip(results["1"], results[threads]):
+            assert one.dtype == many.dtype == dtype
+            np.testing.assert_array_equal(many, one)
+    ref_density, ref_nested = dense_reference(z, 0.9)
+    np.testing.assert_allclose(results["2"][0], ref_density, rtol=RTOL[dtype], atol=0)
+    np.testing.assert_allclose(results["2"][1], ref_nested, rtol=RTOL[dtype], atol=0)
+
+
+def test_threads_only_for_large_kernels():
+    # from PARALLEL_MIN_PAIRS = 2**24 pairs on: n = 5794 (5793 * 5792 / 2 = 2**24 - 688)
+    assert not _kde._Strips(_kde._Tiles(behaviours(5793, 1, np.float32), 1.0)).threaded
+    assert _kde._Strips(_kde._Tiles(behaviours(5794, 1, np.float32), 1.0)).threaded
