@@ -9,19 +9,20 @@ r"""The contraction of ``Normal``'s score with per-sample weights, on an (n, d) 
 with :math:`z_i = (x_i - \mu) / \sigma` (isotropic sigma: summed over the coordinates,
 and :math:`d \sum_i w_i`).  With a fixed sigma the mu part is one BLAS product,
 ``(w @ x - sum(w) mu) / sigma^2``, wherever that is accurate; otherwise, and for a learned
-sigma, x is read once in cache-sized tiles (``_stream.weighted_tile_sums``).
+sigma, x is read once in blocks of rows (``_stream.weighted_row_sums``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Callable
 
 import numpy as np
 
 from ._base import Grad
 from ._checks import SMALL_SIZE, all_finite, all_true
-from ._stream import Tile, weighted_tile_sums
+from ._stream import weighted_row_sums
 
 
 def weighted_deviations(
@@ -36,12 +37,11 @@ def weighted_deviations(
         shortcut = w @ x - shift
         if _accurate(shortcut, shift):
             return {"mu": shortcut / sigma / sigma}
-    # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from tiles
+    # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
     # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
     # form, _normal_table): neither cancellation against mu nor under- or overflow of w eps or sigma^2.
     n, d = x.shape
-    dtype = np.result_type(w, x)
-    w_z, w_z2 = weighted_tile_sums(_scaled_rows(x, mu, sigma), n, d, dtype, w, w if learn_sigma else None)
+    w_z, w_z2 = weighted_row_sums(_scaled_rows(x, mu, sigma), n, d, np.result_type(w, x), w, w if learn_sigma else None)
     grad = {"mu": w_z / sigma}
     if w_z2 is None:
         return grad
@@ -51,33 +51,27 @@ def weighted_deviations(
         grad["sigma"] = (w_z2 - w_sum) / sigma
     if not all_finite(grad["sigma"]):  # sum_i w_i z_i^2 overflowed: rows z_i / sqrt(sigma) instead
         root = np.sqrt(sigma)
-        w_e, w_e2 = weighted_tile_sums(_scaled_rows(x, mu, sigma, root), n, d, dtype, w, w)
+        w_e, w_e2 = weighted_row_sums(_scaled_rows(x, mu, sigma, root), n, d, np.result_type(w, x), w, w)
         assert w_e2 is not None
         grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
         grad["sigma"] = w_e2.sum() - d * w_sum / sigma if isotropic else w_e2 - w_sum / sigma
     return grad
 
 
-def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Tile:
-    """Tiles ``(x[r0:r1, c0:c1] - mu) / divisor / ...`` written into ``out`` (all in one dtype).
+def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """Blocks ``(x[start:stop] - mu) / divisor / ...``, divided in place (all in one dtype).
 
-    In place in the tile: the tile is the only array, reused by ``weighted_tile_sums``; a
-    fresh one is new memory at every tile, and its page faults cost ten times the
-    arithmetic (issue 15).
+    In place, the block is the only new array: a second one of the block's size is fresh
+    memory at every block, and its page faults cost ten times the arithmetic (issue 15).
     """
 
-    def tile(r0: int, r1: int, c0: int, c1: int, out: np.ndarray | None) -> np.ndarray:
-        block = np.subtract(x[r0:r1, c0:c1], _columns(mu, c0, c1), out=out)
+    def rows(start: int, stop: int) -> np.ndarray:
+        block = x[start:stop] - mu
         for divisor in divisors:
-            np.divide(block, _columns(divisor, c0, c1), out=block)
+            block /= divisor
         return block
 
-    return tile
-
-
-def _columns(v: np.ndarray, c0: int, c1: int) -> np.ndarray:
-    """v[c0:c1] for a per-coordinate v, v itself for a scalar."""
-    return v if v.ndim == 0 else v[c0:c1]
+    return rows
 
 
 def _accurate(shortcut: np.ndarray, shift: np.ndarray) -> bool:

@@ -44,13 +44,8 @@ PARALLEL_MIN_ENTRIES = 1 << 22
 # A fill block is drawn, scaled and shifted in pieces of at most PIECE_ENTRIES entries, which
 # stay in a core's L2 cache (1 MiB here) with the Box-Muller work arrays: 256 + 512 KiB in float32.
 PIECE_ENTRIES = 1 << 16
-# The learned-sigma sums on sample arrays go a tile of TILE_ROWS rows by a column strip at a
-# time, TILE_ENTRIES entries (512 KiB of float32): in L2 with room for the rows streaming in.
-TILE_ENTRIES = 1 << 17
-TILE_ROWS = 8
 
 Rows = Callable[[int, int], np.ndarray]
-Tile = Callable[[int, int, int, int, "np.ndarray | None"], np.ndarray]
 T = TypeVar("T")
 
 
@@ -147,66 +142,3 @@ def weighted_row_sums(
         del e  # before the next block is built: peak extra memory is one block
     return total_a, total_b
 
-
-def weighted_tile_sums(
-    tile: Tile, n: int, d: int, dtype: np.dtype, a: np.ndarray, b: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(A, B) above, from tiles of rows by columns that stay in a core's L2 cache, on every core.
-
-    ``tile(r0, r1, c0, c1, out)`` writes e[r0:r1, c0:c1] into ``out`` (an array of that
-    shape, or None: then a new one) and returns it; the tile is squared in place.  B is
-    None when ``b`` is; sums are accumulated in ``dtype``.
-
-    The columns are cut into strips fixed by the shape (``tile_grid``); one thread owns a
-    strip, walks all its rows a tile at a time through one reused buffer (fresh memory
-    at every tile costs page faults worth ten times the arithmetic) and writes that
-    strip's totals only: no reduction across threads, and the same sums, to the bit,
-    for any number of threads.  Up to ``TILE_ENTRIES`` entries this is one tile, summed
-    as ``a @ e`` and ``b @ e**2``.
-    """
-    if n * d <= TILE_ENTRIES:  # one tile (small problems): no buffers or totals to allocate
-        e = tile(0, n, 0, d, None)
-        only_a = a @ e
-        if b is None:
-            return only_a, None
-        np.multiply(e, e, out=e)
-        return only_a, b @ e
-    rows, strips = tile_grid(n, d)
-    total_a = np.empty(d, dtype=dtype)
-    total_b = None if b is None else np.empty(d, dtype=dtype)
-
-    def strip(_: int, c0: int, c1: int) -> None:
-        buffer = np.empty(rows * (c1 - c0), dtype=dtype)
-        part = np.empty(c1 - c0, dtype=dtype)
-        for r0 in range(0, n, rows):
-            r1 = min(r0 + rows, n)
-            e = tile(r0, r1, c0, c1, buffer[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
-            _accumulate(a[r0:r1], e, total_a[c0:c1], part, r0 == 0)
-            if b is not None and total_b is not None:
-                np.multiply(e, e, out=e)
-                _accumulate(b[r0:r1], e, total_b[c0:c1], part, r0 == 0)
-
-    for _ in map_blocks(strip, strips):
-        pass
-    return total_a, total_b
-
-
-def tile_grid(n: int, d: int) -> tuple[int, list[tuple[int, int]]]:
-    """Rows per tile and the column strips (c0, c1): tiles of at most ``TILE_ENTRIES`` entries.
-
-    ``TILE_ROWS`` rows (more when a row is short, fewer when n is), and the columns in
-    near-equal strips as wide as the tile allows.
-    """
-    rows = min(n, max(TILE_ROWS, TILE_ENTRIES // d))
-    parts = -(-d // max(1, TILE_ENTRIES // rows))
-    bounds = [d * j // parts for j in range(parts + 1)]
-    return rows, list(zip(bounds[:-1], bounds[1:]))
-
-
-def _accumulate(weights: np.ndarray, e: np.ndarray, total: np.ndarray, part: np.ndarray, first: bool) -> None:
-    """total = weights @ e on the first tile of a strip, else total += weights @ e (through ``part``)."""
-    if first:
-        np.matmul(weights, e, out=total)
-    else:
-        np.matmul(weights, e, out=part)
-        total += part

@@ -33,8 +33,7 @@ def test_weighted_row_sums_equal_the_dense_sums(block_rows, dtype, monkeypatch):
 
 @pytest.mark.parametrize("sigma", [0.7, np.array([0.5, 2.0, 1.0, 0.1, 3.0])])
 def test_learned_sigma_gradient_over_many_blocks_equals_the_score_contraction(sigma, monkeypatch):
-    monkeypatch.setattr(_stream, "TILE_ROWS", 2)  # tiles of 2 rows by 2 columns: 16 row blocks, 3 strips
-    monkeypatch.setattr(_stream, "TILE_ENTRIES", 4)
+    monkeypatch.setattr(_stream, "BLOCK_BYTES", 2 * 5 * 8)  # 2 rows of d = 5 float64 per block
     p = ng.Normal(np.array([1.0, -0.5, 0.25, 3.0, 1e3]), sigma, learn_sigma=True)  # mu 1e3: no cancellation
     x = p.sample(31, rng=5)
     w = np.random.default_rng(6).standard_normal(31)
@@ -56,44 +55,3 @@ def test_x_is_never_copied_whole(monkeypatch):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < _stream.BLOCK_BYTES + 8 * d * 8, f"peak {peak / 2**20:.1f} MB vs x {x.nbytes / 2**20:.0f} MB"
-
-
-@pytest.mark.parametrize("tile_rows, tile_entries", [(2, 12), (3, 40), (8, 1000)])  # strips of 6, 13, all columns
-def test_weighted_tile_sums_equal_the_dense_sums_for_any_thread_count(tile_rows, tile_entries, dtype, monkeypatch):
-    n, d = 23, 19
-    monkeypatch.setattr(_stream, "TILE_ROWS", tile_rows)
-    monkeypatch.setattr(_stream, "TILE_ENTRIES", tile_entries)
-    rng = np.random.default_rng(tile_rows)
-    rows = rng.standard_normal((n, d)).astype(dtype)
-    a, b = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
-    seen = np.zeros((n, d), dtype=int)
-
-    def tile(r0, r1, c0, c1, out):
-        seen[r0:r1, c0:c1] += 1
-        if out is None:
-            return rows[r0:r1, c0:c1].copy()
-        out[...] = rows[r0:r1, c0:c1]
-        return out
-
-    sums = []
-    for threads in ("1", "2", "3"):
-        monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", threads)
-        sums.append(_stream.weighted_tile_sums(tile, n, d, np.dtype(dtype), a, b))
-    assert (seen == 3).all()  # every entry once per call
-    rtol = 1e-5 if dtype == np.float32 else 1e-13
-    sum_a, sum_b = sums[0]
-    assert sum_a.dtype == sum_b.dtype == dtype
-    np.testing.assert_allclose(sum_a, a.astype(float) @ rows.astype(float), rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(sum_b, b.astype(float) @ rows.astype(float) ** 2, rtol=rtol, atol=rtol)
-    for other_a, other_b in sums[1:]:  # a strip is one thread's: the same bits for any thread count
-        np.testing.assert_array_equal(other_a, sum_a)
-        np.testing.assert_array_equal(other_b, sum_b)
-    assert _stream.weighted_tile_sums(tile, n, d, np.dtype(dtype), a)[1] is None
-
-
-def test_tile_grid_covers_the_columns_in_near_equal_strips():
-    rows, strips = _stream.tile_grid(1000, 100_000)
-    assert rows == _stream.TILE_ROWS and rows * (strips[0][1] - strips[0][0]) <= _stream.TILE_ENTRIES
-    assert strips[0][0] == 0 and strips[-1][1] == 100_000
-    assert all(stop == start for (_, stop), (start, _) in zip(strips[:-1], strips[1:]))
-    assert max(c1 - c0 for c0, c1 in strips) - min(c1 - c0 for c0, c1 in strips) <= 1
