@@ -12,12 +12,12 @@ they are built a block of about ``BLOCK_BYTES`` at a time, and both sums are tak
 from the block while it is still in cache, so the samples (or the table) are read
 from memory once.
 
-Large fills (``standard_normal_fill``: fresh Gaussian samples) are split into
-blocks of rows fixed by the shape alone, each filled from its own child stream
-of the caller's Generator, so the samples are the same whatever the number of
-threads.  Blocks run in a small thread pool (NumPy's Generator releases the GIL
-while it fills an ``out=`` array): ``thread_count()`` threads, the cores this
-process may run on, or ``NPEVOGRAD_NUM_THREADS`` when set.
+Large fills (``standard_normal_fill`` and ``_normal_fill.normal_rows``: fresh Gaussian
+samples) are split into blocks of rows fixed by the shape alone, each filled from its
+own child stream of the caller's Generator, so the samples are the same whatever the
+number of threads.  Blocks run in a small thread pool (NumPy releases the GIL in its
+fills and ufuncs): ``thread_count()`` threads, the cores this process may run on, or
+``NPEVOGRAD_NUM_THREADS`` when set.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ BLOCK_BYTES = 4 << 20
 FILL_BLOCK_ENTRIES = 1 << 20
 MAX_THREADS = 8
 PARALLEL_MIN_ENTRIES = 1 << 22
+# A fill block is drawn, scaled and shifted in pieces of at most PIECE_ENTRIES entries, which
+# stay in a core's L2 cache (1 MiB here) with the Box-Muller work arrays: 256 + 512 KiB in float32.
+PIECE_ENTRIES = 1 << 16
 
 Rows = Callable[[int, int], np.ndarray]
 T = TypeVar("T")
@@ -97,28 +100,16 @@ def map_blocks(fn: Callable[[int, int, int], T], blocks: list[tuple[int, int]]) 
 
 
 def standard_normal_fill(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Standard normals of ``shape`` (at least 1-D) in ``dtype``; large arrays in threaded row blocks.
+    """Standard normals of ``shape`` in ``dtype``: ``normal_rows`` on rows of shape[1:], the same draw.
 
     Below ``PARALLEL_MIN_ENTRIES`` entries this is ``rng.standard_normal(shape, dtype)``.
-    From there the rows are cut into blocks of ``fill_block_rows`` rows, and block k is
-    filled by child stream k of ``SeedSequence(entropy drawn from rng).spawn(blocks)``:
-    the draw depends on the rng and the shape only, never on the number of threads.
     """
     size = math.prod(shape)
     if size < PARALLEL_MIN_ENTRIES or len(shape) == 0:
         return rng.standard_normal(shape, dtype=dtype)
-    out = np.empty(shape, dtype=dtype)
-    blocks = row_blocks(shape[0], fill_block_rows(size // shape[0]))
-    entropy = rng.integers(0, 2**32, size=4, dtype=np.uint64)  # advances rng: the next draw is fresh
-    bit_generator = type(rng.bit_generator)
-    children = [np.random.Generator(bit_generator(s)) for s in np.random.SeedSequence(entropy).spawn(len(blocks))]
+    from ._normal_fill import normal_rows  # it builds on this module's blocks and threads
 
-    def fill(k: int, start: int, stop: int) -> None:
-        children[k].standard_normal(dtype=dtype, out=out[start:stop])
-
-    for _ in map_blocks(fill, blocks):
-        pass
-    return out
+    return normal_rows(rng, (shape[0], size // shape[0]), dtype).reshape(shape)
 
 
 def weighted_row_sums(
@@ -150,3 +141,4 @@ def weighted_row_sums(
             total_b += b[start:stop] @ e
         del e  # before the next block is built: peak extra memory is one block
     return total_a, total_b
+

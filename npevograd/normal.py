@@ -16,6 +16,7 @@ from ._checks import (
     RNGLike,
     all_finite,
     as_float_array,
+    as_rng,
     cast_sigma,
     check_bool,
     check_params,
@@ -28,6 +29,7 @@ from ._checks import (
     standard_normal,
 )
 from ._normal_contraction import weighted_deviations
+from ._normal_fill import normal_rows
 from ._normal_table import TableEncoding, decode_windows
 from .noise import EncodedSamples, NoiseTable
 
@@ -155,14 +157,22 @@ class Normal(TableEncoding, Distribution):
         mu = self.params["mu"]
         return sample_rows(x, mu.shape[0], mu.dtype)
 
-    def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
-        return standard_normal(rng, (n, self.dim), self.dtype)
+    def _noise(self, n: int, rng: RNGLike, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``mu + sigma * eps`` for n fresh standard normal rows eps, built in place.
+
+        A Generator's large draws are scaled and shifted a piece at a time while in cache
+        (``_stream.normal_rows``); a RandomState keeps its legacy stream.
+        """
+        rng = as_rng(rng)
+        if isinstance(rng, np.random.Generator):
+            return normal_rows(rng, (n, self.dim), self.dtype, sigma, mu)
+        x = standard_normal(rng, (n, self.dim), self.dtype)  # in place: no temporary of x's size
+        x *= sigma
+        x += mu
+        return x
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
-        x = self._noise(n, rng)  # mu + sigma * eps, in place: no temporary of x's size
-        x *= self.sigma
-        x += self.mu
-        return x
+        return self._noise(n, rng, self.sigma, self.mu)
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         if isinstance(x, EncodedSamples):
@@ -239,12 +249,17 @@ class PairedNormal(Normal):
     terms cancel there (Brockhoff et al. 2010; Salimans et al. 2017, section 2.3).
     """
 
-    def _noise(self, n: int, rng: RNGLike) -> np.ndarray:
+    def _noise(self, n: int, rng: RNGLike, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
         if n % 2:
             raise ValueError(f"n must be even for PairedNormal (antithetic pairs), got {n}")
+        rng = as_rng(rng)
+        if isinstance(rng, np.random.Generator):  # mu - sigma eps written beside mu + sigma eps, in cache
+            return normal_rows(rng, (n // 2, self.dim), self.dtype, sigma, mu, mirror=True)
         eps = np.empty((n, self.dim), dtype=self.dtype)
-        eps[: n // 2] = super()._noise(n // 2, rng)
+        eps[: n // 2] = standard_normal(rng, (n // 2, self.dim), self.dtype)
         np.negative(eps[: n // 2], out=eps[n // 2 :])
+        eps *= sigma
+        eps += mu
         return eps
 
     def _encode(self, n: int, table: NoiseTable, rng: RNGLike) -> EncodedSamples:
