@@ -147,7 +147,7 @@ class _Tiles:
     def _exponents(self, i0: int, i1: int, j0: int, j1: int, tile: np.ndarray) -> None:
         """-||z_i - z_j||^2 / h^2 = -||c_i - c_j||^2 into ``tile``."""
         if self.gram:
-            np.dot(self.left[i0:i1], self.right[:, j0:j1], out=tile)
+            np.matmul(self.left[i0:i1], self.right[:, j0:j1], out=tile)
             return
         scratch = np.empty_like(tile) if len(self.coords) > 1 else tile
         for row, coord in enumerate(self.coords):
