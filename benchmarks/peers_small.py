@@ -1,0 +1,164 @@
+"""Section ``small`` of ``peers.py``: d = 10 SNES loops (n = 50, 500) in npevograd, evosax and EvoTorch.
+
+See ``peers.py`` for the method (blocks of consecutive calls, restarts every ``scan`` generations).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from _peers import alternate, load_evotorch, load_jax
+
+
+def restarting(step: Callable[[], object], reset: Callable[[], object], every: int) -> Callable[[], object]:
+    """``step()``, with ``reset()`` (back to the initial state) before every ``every``-th call.
+
+    Thousands of timed generations would otherwise carry each loop into its converged phase
+    (sigma near 1e-10, fitness values tied by rounding), a different workload from the start
+    of a run and not the same one for every library.
+    """
+    calls = [0]
+
+    def run() -> None:
+        if calls[0] % every == 0:
+            reset()
+        calls[0] += 1
+        step()
+
+    return run
+
+
+def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int) -> dict[str, Any]:
+    import numpy as np
+
+    import npevograd as ng
+
+    rng = np.random.default_rng(1)
+    eta_mu, eta_sigma = 1.0, (3 + np.log(d)) / (5 * np.sqrt(d))
+    mu0, sigma0 = rng.uniform(-5, 5, d), np.full(d, 3.0)
+    p = ng.Normal(mu0, sigma=sigma0, learn_sigma=True)
+    estimator = ng.Mean(shaping=ng.nes_utilities)
+
+    def rastrigin(x: Any) -> Any:
+        return -(10.0 * x.shape[1] + np.sum(x**2 - 10.0 * np.cos(2 * np.pi * x), axis=1))
+
+    def ours() -> None:  # the loop body of demos/snes_rastrigin.py
+        x = p.sample(n, rng)
+        natural = p.natural_gradient(estimator(rastrigin(x), x, p).grad)
+        mu, sigma = p.params["mu"], p.params["sigma"]
+        mu += eta_mu * n * natural["mu"]
+        sigma *= np.exp(eta_sigma * n * natural["sigma"] / sigma)
+
+    es = ng.algorithms.SNES(mu0, sigma0, popsize=n, rng=np.random.default_rng(3))
+
+    def ask_tell() -> None:  # the same SNES through ng.algorithms (its paper's default rates)
+        es.tell(rastrigin(es.ask()))
+
+    def reset(*params: dict[str, Any]) -> Callable[[], None]:
+        def put_back() -> None:
+            for entries in params:
+                entries["mu"][...], entries["sigma"][...] = mu0, sigma0
+
+        return put_back
+
+    floor_params = {"mu": mu0.copy(), "sigma": sigma0.copy()}
+    mu_f, sigma_f = floor_params["mu"], floor_params["sigma"]
+    utilities = np.asarray(ng.nes_utilities(np.arange(n, dtype=float)))  # by rank, fixed for n
+    gen = np.random.default_rng(2)
+
+    def floor() -> None:
+        # the fewest NumPy calls: draw, fitness, argsort, one contraction of eps and eps^2, step
+        eps = gen.standard_normal((n, d))
+        x = mu_f + sigma_f * eps
+        u = utilities[np.argsort(np.argsort(rastrigin(x)))]
+        g = u @ np.concatenate([eps, eps * eps - 1], axis=1)
+        mu_f[:] += sigma_f * g[:d]
+        sigma_f[:] *= np.exp(0.5 * eta_sigma * g[d:])
+
+    every = scan_generations  # the scan row runs this many generations from the initial state
+    fns: dict[str, Callable[[], object]] = {
+        "npevograd": restarting(ours, reset(p.params), every),
+        "npevograd_asktell": restarting(ask_tell, reset(es.distribution.params), every),
+        "floor": restarting(floor, reset(floor_params), every),
+    }
+    out: dict[str, Any] = {"n": n, "d": d, "notes": []}
+    jx = load_jax()
+    if jx is None:
+        out["notes"].append("evosax/jax not installed: skipped")
+    else:
+        generation, scan, compile_s = _evosax_small(jx, n, d, scan_generations)
+        fns["evosax_jit"] = generation
+        fns["evosax_scan"] = scan
+        out["evosax_compile_s"] = compile_s
+    tt = load_evotorch()
+    if tt is None:
+        out["notes"].append("evotorch/torch not installed: skipped")
+    else:
+        fns["evotorch"] = _evotorch_small(tt, n, d, every)
+    blocks = {name: 1 if name == "evosax_scan" else block for name in fns}  # one scan call: `every` generations
+    out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell")))
+    for key in [k for k in out if k.startswith("evosax_scan_")]:  # per generation
+        out[key] /= scan_generations
+    out["scan_generations"] = scan_generations
+    out["block"] = block
+    return out
+
+
+Timed = Callable[[], object]
+
+
+def _evosax_small(jx: Any, n: int, d: int, generations: int) -> tuple[Timed, Timed, dict[str, float]]:
+    jax, jnp, algorithms = jx
+
+    def rastrigin(x: Any) -> Any:
+        return 10.0 * x.shape[1] + jnp.sum(x**2 - 10.0 * jnp.cos(2 * jnp.pi * x), axis=1)  # minimised
+
+    strategy = algorithms.SNES(population_size=n, solution=jnp.zeros(d))
+    params = strategy.default_params
+    state0 = strategy.init(jax.random.key(0), jax.random.uniform(jax.random.key(1), (d,), minval=-5, maxval=5), params)
+
+    def step(carry: Any, _: Any = None) -> Any:
+        key, state = carry
+        key, k_ask, k_tell = jax.random.split(key, 3)
+        x, state = strategy.ask(k_ask, state, params)
+        state, _ = strategy.tell(k_tell, x, rastrigin(x), state, params)
+        return (key, state), None
+
+    jit_step = jax.jit(lambda carry: step(carry)[0])
+    jit_scan = jax.jit(lambda carry: jax.lax.scan(step, carry, None, length=generations)[0])
+    initial = (jax.random.key(2), state0)
+    carry = [initial]
+    compile_s = {}
+    for name, fn in (("jit", jit_step), ("scan", jit_scan)):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(initial))
+        compile_s[name] = time.perf_counter() - t0
+
+    def run_jit() -> None:
+        carry[0] = jit_step(carry[0])
+        jax.block_until_ready(carry[0])
+
+    def run_scan() -> None:  # `generations` generations from the initial state
+        jax.block_until_ready(jit_scan(initial))
+
+    return restarting(run_jit, lambda: carry.__setitem__(0, initial), generations), run_scan, compile_s
+
+
+def _evotorch_small(tt: Any, n: int, d: int, every: int) -> Callable[[], object]:
+    torch, evotorch = tt
+    from evotorch.algorithms import SNES
+    from evotorch.decorators import vectorized
+
+    @vectorized
+    def rastrigin(x: Any) -> Any:
+        return 10.0 * x.shape[1] + torch.sum(x**2 - 10.0 * torch.cos(2 * torch.pi * x), dim=1)
+
+    problem = evotorch.Problem("min", rastrigin, solution_length=d, initial_bounds=(-5.0, 5.0), dtype=torch.float64)
+    searcher = SNES(problem, popsize=n, stdev_init=3.0)
+    initial = searcher._distribution  # its updates return new distribution objects: this one stays as it was
+
+    def put_back() -> None:
+        searcher._distribution = initial
+
+    return restarting(searcher.step, put_back, every)
