@@ -13,6 +13,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _stream
+from ._normal_fill import standard_normal_fill
 
 RNGLike = Union[np.random.Generator, np.random.RandomState, int, None]
 
@@ -41,7 +42,7 @@ def standard_normal(rng: RNGLike, shape: tuple[int, ...], dtype: np.dtype) -> np
     """
     rng = as_rng(rng)
     if isinstance(rng, np.random.Generator):
-        return _stream.standard_normal_fill(rng, shape, np.dtype(dtype))
+        return standard_normal_fill(rng, shape, np.dtype(dtype))
     if np.dtype(dtype) == np.float64 or len(shape) == 0 or math.prod(shape) <= _stream.FILL_BLOCK_ENTRIES:
         return rng.standard_normal(shape).astype(dtype, copy=False)
     out = np.empty(shape, dtype=dtype)

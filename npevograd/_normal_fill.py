@@ -9,6 +9,7 @@ once and no temporary of its size is built.  float32 pieces use ``box_muller``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -66,6 +67,17 @@ def normal_rows(
     return out
 
 
+def standard_normal_fill(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Standard normals of ``shape`` in ``dtype``: ``normal_rows`` on rows of shape[1:], the same draw.
+
+    Below ``_stream.PARALLEL_MIN_ENTRIES`` entries this is ``rng.standard_normal(shape, dtype)``.
+    """
+    size = math.prod(shape)
+    if size < _stream.PARALLEL_MIN_ENTRIES or len(shape) == 0:
+        return rng.standard_normal(shape, dtype=dtype)
+    return normal_rows(rng, (shape[0], size // shape[0]), dtype).reshape(shape)
+
+
 def _pieces(start: int, stop: int, d: int) -> Iterator[tuple[int, int, slice]]:
     """Contiguous pieces (rows r0:r1, columns) of at most ``_stream.PIECE_ENTRIES`` entries covering rows start:stop.
 
@@ -116,12 +128,12 @@ def box_muller(
 ) -> None:
     r"""Fill the 1-D float32 ``out`` (m entries) with Box-Muller normals; ``u``, ``radius``, ``angle`` are work arrays.
 
-    With h = ceil(m / 2) pairs, entry i < h is :math:`r_i \cos	heta_i` and entry h + i is
-    :math:`r_i \sin	heta_i`, where
+    With h = ceil(m / 2) pairs, entry i < h is :math:`r_i \cos\theta_i` and entry h + i is
+    :math:`r_i \sin\theta_i`, where
 
     .. math::
 
-        r_i = \sqrt{-2 \ln(1 - k_i 2^{-53})}, \qquad 	heta_i = 2\pi\, j_i 2^{-24},
+        r_i = \sqrt{-2 \ln(1 - k_i 2^{-53})}, \qquad \theta_i = 2\pi\, j_i 2^{-24},
 
     :math:`k_i` uniform on :math:`0 .. 2^{53}-1` (``rng.random()``, float64: all h first) and
     :math:`j_i` uniform on :math:`0 .. 2^{24}-1` (``rng.random(dtype=float32)``: then h of them).
@@ -131,7 +143,7 @@ def box_muller(
     the radius takes the :math:`2^{53}` values above: at r = 7 consecutive values are
     7e-7 apart, at r = 8 2e-4, everywhere else finer than float32 resolves.  The angle is on
     a grid of :math:`2^{24}` points, the resolution of float32 at :math:`2\pi`.  As
-    :math:`1 - k 2^{-53}` runs over (0, 1], :math:`r \cos	heta` and :math:`r \sin	heta` are
+    :math:`1 - k 2^{-53}` runs over (0, 1], :math:`r \cos\theta` and :math:`r \sin\theta` are
     independent standard normals up to these two discretisations and float32 rounding
     (Box and Muller 1958).
     """

@@ -12,7 +12,7 @@ they are built a block of about ``BLOCK_BYTES`` at a time, and both sums are tak
 from the block while it is still in cache, so the samples (or the table) are read
 from memory once.
 
-Large fills (``standard_normal_fill`` and ``_normal_fill.normal_rows``: fresh Gaussian
+Large fills (``_normal_fill``'s ``normal_rows`` and ``standard_normal_fill``: fresh Gaussian
 samples) are split into blocks of rows fixed by the shape alone, each filled from its
 own child stream of the caller's Generator, so the samples are the same whatever the
 number of threads.  Blocks run in a small thread pool (NumPy releases the GIL in its
@@ -22,7 +22,6 @@ fills and ufuncs): ``thread_count()`` threads, the cores this process may run on
 
 from __future__ import annotations
 
-import math
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -99,19 +98,6 @@ def map_blocks(fn: Callable[[int, int, int], T], blocks: list[tuple[int, int]]) 
             yield pending.popleft().result()
 
 
-def standard_normal_fill(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Standard normals of ``shape`` in ``dtype``: ``normal_rows`` on rows of shape[1:], the same draw.
-
-    Below ``PARALLEL_MIN_ENTRIES`` entries this is ``rng.standard_normal(shape, dtype)``.
-    """
-    size = math.prod(shape)
-    if size < PARALLEL_MIN_ENTRIES or len(shape) == 0:
-        return rng.standard_normal(shape, dtype=dtype)
-    from ._normal_fill import normal_rows  # it builds on this module's blocks and threads
-
-    return normal_rows(rng, (shape[0], size // shape[0]), dtype).reshape(shape)
-
-
 def weighted_row_sums(
     rows_of: Rows, n: int, d: int, dtype: np.dtype, a: np.ndarray, b: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -141,4 +127,3 @@ def weighted_row_sums(
             total_b += b[start:stop] @ e
         del e  # before the next block is built: peak extra memory is one block
     return total_a, total_b
-

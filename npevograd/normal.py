@@ -157,22 +157,19 @@ class Normal(TableEncoding, Distribution):
         mu = self.params["mu"]
         return sample_rows(x, mu.shape[0], mu.dtype)
 
-    def _noise(self, n: int, rng: RNGLike, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         """``mu + sigma * eps`` for n fresh standard normal rows eps, built in place.
 
         A Generator's large draws are scaled and shifted a piece at a time while in cache
-        (``_stream.normal_rows``); a RandomState keeps its legacy stream.
+        (``_normal_fill.normal_rows``); a RandomState keeps its legacy stream.
         """
-        rng = as_rng(rng)
+        rng, sigma, mu = as_rng(rng), self.sigma, self.mu
         if isinstance(rng, np.random.Generator):
             return normal_rows(rng, (n, self.dim), self.dtype, sigma, mu)
         x = standard_normal(rng, (n, self.dim), self.dtype)  # in place: no temporary of x's size
         x *= sigma
         x += mu
         return x
-
-    def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
-        return self._noise(n, rng, self.sigma, self.mu)
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         if isinstance(x, EncodedSamples):
@@ -249,10 +246,10 @@ class PairedNormal(Normal):
     terms cancel there (Brockhoff et al. 2010; Salimans et al. 2017, section 2.3).
     """
 
-    def _noise(self, n: int, rng: RNGLike, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         if n % 2:
             raise ValueError(f"n must be even for PairedNormal (antithetic pairs), got {n}")
-        rng = as_rng(rng)
+        rng, sigma, mu = as_rng(rng), self.sigma, self.mu
         if isinstance(rng, np.random.Generator):  # mu - sigma eps written beside mu + sigma eps, in cache
             return normal_rows(rng, (n // 2, self.dim), self.dtype, sigma, mu, mirror=True)
         eps = np.empty((n, self.dim), dtype=self.dtype)
