@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _peers import alternate, load_evotorch, load_jax
+from _timing import machine
 from peers_small import bench_small
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,7 +297,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before any library loads
         print(json.dumps(child(mode, sections)))
         return {}
-    results: dict[str, Any] = {"mode": mode, "runs": {}}
+    results: dict[str, Any] = {"mode": mode, "machine": machine(), "runs": {}}
+    print(f"machine: {results['machine']}")
     if "import" in sections:
         results["import"] = bench_import()
     rest = [s for s in sections if s != "import"]

@@ -57,7 +57,7 @@ import demo_loop
 import entropy
 import gradient
 import scaling
-from _timing import RESULTS, ROOT, _now, load
+from _timing import RESULTS, ROOT, _now, load, machine
 from report import format_table, format_times, goal_rows
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -121,7 +121,7 @@ def metadata(mode: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
-        "cpu": _cpu_model(),
+        "cpu": machine(),
         "cores": os.cpu_count(),
     }
     for mod in ("torch", "evograd"):
@@ -132,16 +132,6 @@ def metadata(mode: str) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - absent is fine
             meta[mod] = None
     return meta
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv: list[str] | None = None) -> int:
