@@ -28,11 +28,11 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Goals of issue 6, as (comparison key, goal, kind): "min" = ratio must reach goal,
-# "max" = ratio (or MB) must stay at or under it.
 # Entries of the floor's buffer of exponents: 256 x 256, one of npevograd's tiles.
 FLOOR_BUFFER = 1 << 16
 
+# Goals of issue 6, as (comparison key, goal, kind): "min" = ratio must reach goal,
+# "max" = ratio (or MB) must stay at or under it.
 GOALS = {
     "entropy/floor": (3.0, 'max'),
     "entropy/peak_mb_16000": (64.0, 'max'),

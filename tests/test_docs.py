@@ -50,6 +50,14 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 Claim = tuple[str, float, float, float, bool]
 
 
+def rounding_zero(value: float, fmt: str) -> str:
+    """``value`` in ``fmt``, or "< 1e-14" where it is zero up to rounding.
+
+    The last bits of such a value vary with the CPU's SIMD sums.
+    """
+    return "< 1e-14" if value < 1e-14 else format(value, fmt)
+
+
 def mean_se(samples: np.ndarray, digits: int = 3) -> tuple[str, float, float]:
     se = samples.std(ddof=1) / math.sqrt(samples.size)
     return f"{samples.mean():.{digits}f} ± {se:.{digits}f}", float(samples.mean()), float(se)
@@ -148,9 +156,7 @@ def table_antithetic() -> str:
             for kind in ("iid", "paired"):
                 eps = noise[kind]  # mu = 0, sigma = 1: x = eps
                 score = eps if part == "mu" else eps**2 - 1
-                sd = ((f(eps) / n * score).sum(axis=1)).std()
-                # a cancelled part is zero up to rounding, whose last bits vary with the CPU's SIMD sums
-                row.append("< 1e-14" if sd < 1e-14 else f"{sd:.2g}")
+                row.append(rounding_zero((f(eps) / n * score).sum(axis=1).std(), ".2g"))
         rows.append(row)
     header = ["fitness", "sd $g_\\mu$, iid", "sd $g_\\mu$, pairs", "sd $g_\\sigma$, iid", "sd $g_\\sigma$, pairs"]
     return markdown(header, rows)
@@ -211,9 +217,7 @@ def table_nested() -> tuple[str, list[Claim]]:
         rows.append([label, text, f"{g.std(ddof=1):.3f}"])
         claims.append((part, mean, se, 0.0, False))  # every term moves mu: none averages to zero
     deviation = np.max(np.abs(np.array(nested_means) - 1))
-    # zero up to rounding, whose last bits vary with the CPU's SIMD sums: shown as a bound
-    shown = "< 1e-14" if deviation < 1e-14 else f"{deviation:.0e}"
-    rows.append([r"$\max \lvert \frac1n\sum_i \nu_i - 1\rvert$ over the batches", shown, ""])
+    rows.append([r"$\max \lvert \frac1n\sum_i \nu_i - 1\rvert$ over the batches", rounding_zero(deviation, ".0e"), ""])
     header = ["term of $w_i$", "mean of $g_\\mu$ over 200 batches", "sd of $g_\\mu$"]
     return markdown(header, rows), claims
 
