@@ -6,6 +6,8 @@ import statistics
 import time
 from typing import Any, Callable
 
+from _timing import quartiles
+
 
 def alternate(
     fns: dict[str, Callable[[], object]],
@@ -20,7 +22,8 @@ def alternate(
     calls, then ``block`` timed consecutive calls (an int, or a count per name), whose
     time / ``block`` is that repeat's time per call.  Ratios are medians over the repeats of
     the per-repeat ratios: ``{name}_ratio`` = t_name / t_npevograd (the first baseline),
-    ``{name}_over_{base}`` = t_name / t_base for any further baseline.
+    ``{name}_over_{base}`` = t_name / t_base for any further baseline; each with its
+    quartiles over the repeats under the same key plus ``_iqr``.
     """
     blocks = {name: block[name] if isinstance(block, dict) else block for name in fns}
     for fn in fns.values():
@@ -39,7 +42,9 @@ def alternate(
         suffix = "_ratio" if k == 0 else f"_over_{base}"
         for name in fns:
             if name != base:
-                out[f"{name}{suffix}"] = statistics.median(t / b for t, b in zip(times[name], times[base]))
+                ratios = [t / b for t, b in zip(times[name], times[base])]
+                out[f"{name}{suffix}"] = statistics.median(ratios)
+                out[f"{name}{suffix}_iqr"] = quartiles(ratios)
     return out
 
 

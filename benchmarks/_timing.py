@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import platform
+import statistics
 import time
 import tracemalloc
 from pathlib import Path
@@ -56,7 +57,8 @@ def time_pair(
     """Alternate ``first`` and ``second`` ``repeats`` times; per-call medians and the median ratio.
 
     ``inner`` calls of each are timed together (for calls far shorter than the timer's
-    resolution and scheduling noise).  ``ratio`` = median over repeats of second / first.
+    resolution and scheduling noise).  ``ratio`` = median over repeats of second / first,
+    ``ratio_iqr`` = their quartiles, the spread over repeats.
     """
     first()
     second()  # warm-up: caches, lazy imports, allocator
@@ -78,7 +80,26 @@ def time_pair(
         if gc_was_enabled:
             gc.enable()
     ratios = [b / a for a, b in zip(a_times, b_times)]
-    return {"first_s": _median(a_times), "second_s": _median(b_times), "ratio": _median(ratios), "repeats": repeats}
+    return {
+        "first_s": _median(a_times),
+        "second_s": _median(b_times),
+        "ratio": _median(ratios),
+        "ratio_iqr": quartiles(ratios),
+        "repeats": repeats,
+    }
+
+
+def quartiles(values: list[float]) -> list[float]:
+    """[first, third] quartile of ``values`` (both the value itself for one)."""
+    if len(values) < 2:
+        return [values[0], values[0]]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return [q1, q3]
+
+
+def fmt_iqr(iqr: list[float]) -> str:
+    """A ratio's spread over repeats, as printed beside it: ``[1.02, 1.10]``."""
+    return f"[{iqr[0]:.3g}, {iqr[1]:.3g}]"
 
 def time_one(fn: Callable[[], object], repeats: int) -> float:
     fn()

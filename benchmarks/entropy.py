@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from _timing import import_torch, peak_extra_bytes, time_pair
+from _timing import fmt_iqr, import_torch, peak_extra_bytes, time_pair
 from report import fmt_s, get, row
 
 # Sizes per mode (quick keeps the section but shrinks the arrays).
@@ -128,6 +128,7 @@ def _bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
                 "floor_threads": floor_threads,
                 "npevograd_s": r["second_s"],
                 "ratio_to_floor": r["ratio"],
+                "ratio_iqr": r["ratio_iqr"],
                 "exponentials_per_pair": 1 if path == "kept" else 2,
                 "exponents": "gemm" if _uses_gemm(z) else "differences",
                 "peak_extra_mb": peak / 2**20,
@@ -219,6 +220,6 @@ def time_lines(s: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  entropy n={r['n']:5d} {r['dtype']} {r['path']:10s} {r['exponents']:11s}"
                 f" npevograd {fmt_s(r['npevograd_s'])},"
-                f" floor {fmt_s(r['floor_s'])}{extra}{note}"
+                f" floor {fmt_s(r['floor_s'])}, ratio {r['ratio_to_floor']:.3g}x {fmt_iqr(r['ratio_iqr'])}{extra}{note}"
             )
     return lines

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _timing import import_evograd, import_torch, noise_table_api, peak_extra_bytes, time_pair
+from _timing import fmt_iqr, import_evograd, import_torch, noise_table_api, peak_extra_bytes, time_pair
 from report import fmt_s, get, row
 
 # Sizes per mode (quick keeps the section but shrinks the arrays).
@@ -52,12 +52,18 @@ def bench_gradient(size: dict[str, Any], threads: int) -> dict[str, Any]:
         return w @ x
 
     r = time_pair(floor, lambda: mean(f, x, fixed), repeats)
-    out["fixed_sigma"] = {"floor_s": r["first_s"], "npevograd_s": r["second_s"], "ratio_to_floor": r["ratio"]}
+    out["fixed_sigma"] = {
+        "floor_s": r["first_s"],
+        "npevograd_s": r["second_s"],
+        "ratio_to_floor": r["ratio"],
+        "ratio_iqr": r["ratio_iqr"],
+    }
     r = time_pair(floor, lambda: mean(f, x, learned), repeats)
     out["learned_sigma"] = {
         "floor_s": r["first_s"],
         "npevograd_s": r["second_s"],
         "ratio_to_floor": r["ratio"],
+        "ratio_iqr": r["ratio_iqr"],
         "note": "diagonal sigma (d,) learned: mu and sigma gradients",
     }
 
@@ -124,6 +130,7 @@ def bench_gradient(size: dict[str, Any], threads: int) -> dict[str, Any]:
             "floor_s": r["first_s"],
             "npevograd_s": r["second_s"],
             "ratio_to_floor": r["ratio"],
+            "ratio_iqr": r["ratio_iqr"],
             "peak_extra_mb": peak / 2**20,
             "max_rel_diff_vs_decoded": err,
             "note": f"{table.size:,}-entry float32 table; floor = w @ x on the decoded (n, d) matrix",
@@ -173,7 +180,7 @@ def time_lines(s: dict[str, Any]) -> list[str]:
             if "npevograd_s" in r:
                 lines.append(
                     f"  gradient n={g['n']} d={g['d']} {case:13s} npevograd {fmt_s(r['npevograd_s'])},"
-                    f" floor {fmt_s(r['floor_s'])}"
+                    f" floor {fmt_s(r['floor_s'])}, ratio {r['ratio_to_floor']:.3g}x {fmt_iqr(r['ratio_iqr'])}"
                 )
             elif "note" in r:
                 lines.append(f"  gradient {case}: {r['note']}")

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _peers import alternate, load_evotorch, load_jax
-from _timing import machine
+from _timing import fmt_iqr, machine, quartiles
 from peers_small import bench_small
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,6 +215,7 @@ def bench_import(repeats: int = 10) -> dict[str, Any]:
         "numpy_s": statistics.median(times["numpy"]),
         "npevograd_s": statistics.median(times["npevograd"]),
         "npevograd_over_numpy": statistics.median(ratios),
+        "npevograd_over_numpy_iqr": quartiles(ratios),
         "bytecode": "cached for both (PYTHONPYCACHEPREFIX, warm-up import)",
         "goal": "at most 1.5",
     }
@@ -253,30 +254,40 @@ def run_child(mode: str, sections: list[str], one_core: bool) -> dict[str, Any]:
     return json.loads(proc.stdout.splitlines()[-1])  # the libraries may log to stdout before it
 
 
+def ratios_text(r: dict[str, Any], suffix: str = "_ratio") -> str:
+    """``evosax 3.70x [3.52, 3.91], ...``: each ratio ending in ``suffix``, with its quartiles over the repeats."""
+    return ", ".join(
+        f"{k[: -len(suffix)]} {v:.2f}x {fmt_iqr(r[k + '_iqr'])}" for k, v in r.items() if k.endswith(suffix)
+    )
+
+
 def report(results: dict[str, Any]) -> str:
-    lines = ["ratios: peer time / npevograd time (above 1: npevograd faster); medians of alternating repeats"]
+    lines = [
+        "ratios: peer time / npevograd time (above 1: npevograd faster); medians of alternating repeats,"
+        " [first, third quartile] over the repeats"
+    ]
     if "import" in results:
         r = results["import"]
         lines.append(f"import: numpy {r['numpy_s'] * 1e3:.0f} ms, npevograd {r['npevograd_s'] * 1e3:.0f} ms, "
-                     f"ratio {r['npevograd_over_numpy']:.2f} (goal <= 1.5)")
+                     f"ratio {r['npevograd_over_numpy']:.2f} {fmt_iqr(r['npevograd_over_numpy_iqr'])} (goal <= 1.5)")
     for cores, run in results.get("runs", {}).items():
         lines.append(f"-- {cores} ({run['cores']} core(s) usable)")
         h = run.get("highd")
         for key in ("learned_sigma", "fixed_sigma_antithetic") if h else ():
             r = h[key]
-            peers = ", ".join(f"{k[:-6]} {v:.2f}x" for k, v in r.items() if k.endswith("_ratio"))
+            peers = ratios_text(r)
             lines.append(f"high-d {key} n={h['n']} d={h['d']}: npevograd {r['npevograd_s'] * 1e3:.0f} ms; {peers}")
         for r in run.get("small", []):
-            peers = ", ".join(f"{k[:-6]} {v:.2f}x" for k, v in r.items() if k.endswith("_ratio"))
+            peers = ratios_text(r)
             lines.append(f"small n={r['n']} d={r['d']}: npevograd {r['npevograd_s'] * 1e6:.0f} us; {peers}"
                          " (floor: ratio < 1 = how far above the fewest-calls floor)")
             if "npevograd_asktell_s" in r:
-                peers = ", ".join(f"{k[:-23]} {v:.2f}x" for k, v in r.items() if k.endswith("_over_npevograd_asktell"))
+                peers = ratios_text(r, "_over_npevograd_asktell")
                 ask_tell = r["npevograd_asktell_s"] * 1e6
                 lines.append(f"  ask/tell n={r['n']}: npevograd algorithms.SNES {ask_tell:.0f} us; {peers}")
         s = run.get("sampling")
         if s:
-            peers = ", ".join(f"{k[:-6]} {v:.2f}x" for k, v in s.items() if k.endswith("_ratio"))
+            peers = ratios_text(s)
             lines.append(f"sampling n={s['n']} d={s['d']}: npevograd {s['npevograd_s'] * 1e3:.0f} ms; {peers}")
     return "\n".join(lines)
 

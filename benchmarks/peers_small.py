@@ -98,8 +98,9 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int)
         fns["evotorch"] = _evotorch_small(tt, n, d, every)
     blocks = {name: 1 if name == "evosax_scan" else block for name in fns}  # one scan call: `every` generations
     out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell")))
-    for key in [k for k in out if k.startswith("evosax_scan_")]:  # per generation
-        out[key] /= scan_generations
+    for key in [k for k in out if k.startswith("evosax_scan_")]:  # per generation (ratios' quartiles too)
+        value = out[key]
+        out[key] = [v / scan_generations for v in value] if isinstance(value, list) else value / scan_generations
     out["scan_generations"] = scan_generations
     out["block"] = block
     return out
