@@ -86,7 +86,7 @@ def bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
     import os
 
     saved = os.environ.get("NPEVOGRAD_NUM_THREADS")
-    os.environ["NPEVOGRAD_NUM_THREADS"] = str(threads)  # read at each call by npevograd._stream.thread_count
+    os.environ["NPEVOGRAD_NUM_THREADS"] = str(threads)  # read at each call by npevograd.sampling._blocks.thread_count
     try:
         return _bench_entropy(size, threads)
     finally:
@@ -100,7 +100,7 @@ def _bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
     import numpy as np
 
     import npevograd as ng
-    from npevograd._kde import PARALLEL_MIN_PAIRS
+    from npevograd.estimators._kde import PARALLEL_MIN_PAIRS
 
     torch = import_torch(threads)
     rng = np.random.default_rng(2)
@@ -140,12 +140,12 @@ def _bench_entropy(size: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"k": 2, "bandwidth": 1.0, "npevograd_threads": threads, "rows": rows}
 
 def _uses_gemm(z: Any) -> bool:
-    from npevograd import _kde
+    from npevograd.estimators import _kde
 
     return bool(_kde._Tiles(z, 1.0).gram)
 
 def _keeps_kernel(n: int, dtype: Any) -> bool:
-    from npevograd import _kde
+    from npevograd.estimators import _kde
 
     return _kde.keeps_kernel(n, dtype)
 

@@ -69,7 +69,7 @@ def bench_scaling(size: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"gradient": grad_rows, "entropy": ent_rows, "entropy_note": "blocked path forced (block_size=BLOCK)"}
 
 def _default_block() -> int:
-    from npevograd import _kde
+    from npevograd.estimators import _kde
 
     return _kde.BLOCK
 

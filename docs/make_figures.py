@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import npevograd as ng
-from npevograd import _kde
+from npevograd.estimators import _kde
 
 HERE = Path(__file__).resolve().parent
 

@@ -4,20 +4,46 @@ The gradient of an expected fitness, of the variance of behaviours and of their
 kernel-density entropy with respect to the parameters of the sampling
 distribution, as in EvoGrad (Uber Research), without an autodiff framework.
 All objectives are maximised: gradients point uphill.
+
+The package is built in wings, each a folder importing only the ones below it:
+``sampling`` -> ``noise`` -> ``distributions`` -> ``estimators``, ``parallel``,
+``optim`` -> ``algorithms``, ``testing``.
 """
 
-from ._base import Distribution
-from .discrete import Bernoulli, Categorical
-from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
-from .mixture import MixNormal
-from .multivariate import MultivariateNormal
+import sys
+
+from . import distributions, estimators
+from .distributions import Bernoulli, Categorical, Distribution, MixNormal, MultivariateNormal, Normal, PairedNormal
+from .estimators import (
+    Entropy,
+    Estimate,
+    Estimator,
+    Mean,
+    ReuseBuffer,
+    Variance,
+    centered_ranks,
+    expectation,
+    gradient_stderr,
+    nes_utilities,
+    zscore,
+)
 from .noise import EncodedSamples, NoiseTable
-from .normal import Normal, PairedNormal
-from .reuse import ReuseBuffer
-from .shaping import centered_ranks, nes_utilities, zscore
-from .stderr import gradient_stderr
 
 __version__ = "0.1.0"
+
+# Public modules of the flat layout before the wings (0.1.0): their old paths still import,
+# so code and pickles that name them (``npevograd.normal.Normal``, ...) keep working.
+_MOVED = {
+    "normal": distributions.normal,
+    "multivariate": distributions.multivariate,
+    "mixture": distributions.mixture,
+    "discrete": distributions.discrete,
+    "shaping": estimators.shaping,
+    "stderr": estimators.stderr,
+    "reuse": estimators.reuse,
+}
+for _old, _module in _MOVED.items():
+    sys.modules.setdefault(f"{__name__}.{_old}", _module)
 
 
 def __getattr__(name: str) -> object:
@@ -26,7 +52,10 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(".algorithms", __name__)
+    if name in _MOVED:
+        return _MOVED[name]
     raise AttributeError(f"module 'npevograd' has no attribute {name!r}")
+
 
 __all__ = [
     "Bernoulli",

@@ -12,9 +12,6 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _stream
-from ._normal_fill import standard_normal_fill
-
 RNGLike = Union[np.random.Generator, np.random.RandomState, int, None]
 
 
@@ -30,33 +27,6 @@ def as_rng(rng: RNGLike) -> np.random.Generator | np.random.RandomState:
         "rng must be a numpy Generator, RandomState, int seed or None, "
         f"got {type(rng).__name__}"
     )
-
-
-def standard_normal(rng: RNGLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Standard normal draws of ``shape`` in ``dtype`` from either kind of rng.
-
-    A Generator fills arrays of at least ``_stream.PARALLEL_MIN_ENTRIES`` entries in
-    threaded row blocks, each from its own child stream (the same draw whatever the
-    number of threads).  A RandomState draws its legacy float64 stream in order, cast a
-    block of rows at a time, so its samples are exactly ``standard_normal(shape).astype``.
-    """
-    rng = as_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return standard_normal_fill(rng, shape, np.dtype(dtype))
-    if np.dtype(dtype) == np.float64 or len(shape) == 0 or math.prod(shape) <= _stream.FILL_BLOCK_ENTRIES:
-        return rng.standard_normal(shape).astype(dtype, copy=False)
-    out = np.empty(shape, dtype=dtype)
-    for start, stop in _stream.row_blocks(shape[0], _stream.fill_block_rows(math.prod(shape[1:]))):
-        out[start:stop] = rng.standard_normal((stop - start, *shape[1:]))  # no float64 (n, d) temporary
-    return out
-
-
-def uniform(rng: RNGLike, shape: tuple[int, ...]) -> np.ndarray:
-    """Uniform draws on [0, 1) from either kind of rng."""
-    rng = as_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return rng.random(shape)
-    return rng.random_sample(shape)
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:

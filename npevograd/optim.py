@@ -49,8 +49,8 @@ from typing import Union
 
 import numpy as np
 
-from ._base import Distribution, Grad
 from ._checks import check_grad
+from .distributions import Distribution, Grad
 
 Params = Union[Distribution, dict]
 

@@ -150,12 +150,12 @@ def _swap_first_two_lines_of_quote(doc: str, header: str) -> str:
     return doc[:start] + second + "\n" + first + doc[second_end:]
 
 
-VARIANCE_HEADER = "# npevograd/estimators.py, Variance.weights"
+VARIANCE_HEADER = "# npevograd/estimators/objectives.py, Variance.weights"
 VARIANCE_LINE = "        w = z_norm2 / n\n"
 
 
 def _move_variance_line_into_dead_helper(root: Path) -> None:
-    code = root / "npevograd" / "estimators.py"
+    code = root / "npevograd" / "estimators" / "objectives.py"
     source = code.read_text()
     assert VARIANCE_LINE in source
     source = source.replace(VARIANCE_LINE, "        w = z_norm2 / (n - 1)\n", 1)
@@ -164,7 +164,7 @@ def _move_variance_line_into_dead_helper(root: Path) -> None:
 
 MUTATIONS = {
     "wrong function name in a header": lambda doc, root: doc.replace(
-        VARIANCE_HEADER, "# npevograd/estimators.py, Mean.weights", 1
+        VARIANCE_HEADER, "# npevograd/estimators/objectives.py, Mean.weights", 1
     ),
     "false comment inside a quote": lambda doc, root: doc.replace("# ||z_i||^2\n", "# ||z_i||\n", 1),
     "two quoted lines swapped": lambda doc, root: _swap_first_two_lines_of_quote(doc, VARIANCE_HEADER),

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _kde
+from npevograd.estimators import _kde
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "derivations.md"

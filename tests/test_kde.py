@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _kde, _ratio_kde
+from npevograd.estimators import _kde, _ratio_kde
 
 
 def dense_reference(z: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _stream, _table_memory
-from npevograd import noise as noise_module
-from npevograd.noise import EncodedSamples, NoiseTable
+from npevograd.noise import EncodedSamples, NoiseTable, _shared_memory
+from npevograd.noise import table as noise_module
+from npevograd.sampling import _blocks
 
 needs_dev_shm = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="POSIX shared memory in /dev/shm")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,13 +57,13 @@ def test_float64_table_keeps_full_precision():
 
 
 def test_chunked_fill_equals_one_draw(monkeypatch):
-    monkeypatch.setattr(_table_memory, "_FILL_CHUNK", 333)
+    monkeypatch.setattr(_shared_memory, "_FILL_CHUNK", 333)
     t = NoiseTable(2500, 8, shared=False)
     np.testing.assert_array_equal(t.array, randn_table(2500, 8))
 
 
 def test_import_builds_nothing():
-    code = "import npevograd, npevograd.noise as m, sys; print(len(m._LIVE), len(m._RECEIVED))"
+    code = "import npevograd, npevograd.noise.table as m, sys; print(len(m._LIVE), len(m._RECEIVED))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0"]
 
@@ -85,7 +85,7 @@ def test_randomstate_indices_are_evograds_one_at_a_time_draws(table):
 
 
 def test_contract_equals_dense_sums_over_several_blocks(table, monkeypatch):
-    monkeypatch.setattr(_stream, "BLOCK_BYTES", 64 * 8)  # d = 30, float64: 2 windows per block
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", 64 * 8)  # d = 30, float64: 2 windows per block
     rng = np.random.default_rng(1)
     idx = table.sample_index(rng, 30, 25)
     a, b = rng.standard_normal(25), rng.standard_normal(25)
@@ -358,7 +358,7 @@ def test_paired_encoding_mirrors_the_first_half(table):
 
 
 def test_weighted_score_on_encoded_equals_decoded(normal_with_table, monkeypatch):
-    monkeypatch.setattr(_stream, "BLOCK_BYTES", 100 * 4)  # several blocks of 1 or 2 windows
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", 100 * 4)  # several blocks of 1 or 2 windows
     p = normal_with_table
     encoded = p.sample(24, 3, encode=True)
     w = np.random.default_rng(9).standard_normal(24).astype(p.dtype)

@@ -13,8 +13,8 @@ import pytest
 import npevograd as ng
 from npevograd import _checks
 from npevograd._checks import all_finite, all_true, check_sigma
-from npevograd._normal_contraction import _scaled_rows
-from npevograd.shaping import on_validated
+from npevograd.distributions._normal_contraction import _scaled_rows
+from npevograd.estimators.shaping import on_validated
 
 SIZES = [0, 1, 2, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1, 300]
 
@@ -92,7 +92,7 @@ def test_in_place_scaled_rows_are_the_out_of_place_ones(isotropic, dtype):
 @pytest.mark.parametrize("d", [1, _checks.SMALL_SIZE, _checks.SMALL_SIZE + 1])
 def test_shortcut_accuracy_test_small_and_large_agree(d, dtype):
     """The fixed-sigma shortcut's test on Python floats (few coordinates) is the array test."""
-    from npevograd._normal_contraction import _accurate, _floor
+    from npevograd.distributions._normal_contraction import _accurate, _floor
 
     rng = np.random.default_rng(d)
     tiny = np.finfo(dtype).tiny

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import noise as noise_module
 from npevograd.noise import EncodedSamples, NoiseTable
+from npevograd.noise import table as noise_module
 from npevograd.parallel import FitnessError, ProcessPool, WorkerLostError, evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -167,7 +167,7 @@ def test_untied_rank_shapings_from_their_tables_equal_rankdata_exactly(f, float3
 
 
 def test_rank_tables_are_read_only_and_cached_per_n():
-    from npevograd.shaping import _centered_rank_table, _utility_table
+    from npevograd.estimators.shaping import _centered_rank_table, _utility_table
 
     for table in (_centered_rank_table, _utility_table):
         assert table(7) is table(7) and table(7).shape == (7,) and not table(7).flags.writeable

@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _stream
-from npevograd._checks import standard_normal
+from npevograd.sampling import _blocks, standard_normal
 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
     """The threaded path from 2,000 entries on, in blocks of 300 entries (uneven last block)."""
-    monkeypatch.setattr(_stream, "PARALLEL_MIN_ENTRIES", 2_000)
-    monkeypatch.setattr(_stream, "FILL_BLOCK_ENTRIES", 300)
+    monkeypatch.setattr(_blocks, "PARALLEL_MIN_ENTRIES", 2_000)
+    monkeypatch.setattr(_blocks, "FILL_BLOCK_ENTRIES", 300)
 
 
 @pytest.mark.parametrize("shape", [(97, 31), (41, 3, 17)])
@@ -88,13 +87,13 @@ def test_sampling_builds_no_temporary_of_the_sample_size():
         x = p.sample(n, rng)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        block = 8 * _stream.FILL_BLOCK_ENTRIES  # a RandomState's float64 block before its cast
+        block = 8 * _blocks.FILL_BLOCK_ENTRIES  # a RandomState's float64 block before its cast
         assert peak < x.nbytes + block + 2**20, f"peak {peak / 2**20:.1f} MB for {x.nbytes / 2**20:.1f} MB of samples"
 
 
 def test_thread_count_setting_is_validated(monkeypatch):
     monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", "3")
-    assert _stream.thread_count() == 3
+    assert _blocks.thread_count() == 3
     monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="NPEVOGRAD_NUM_THREADS must be a positive integer, got 'two'"):
-        _stream.thread_count()
+        _blocks.thread_count()

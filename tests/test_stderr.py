@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-import npevograd.stderr as stderr_module
+import npevograd.estimators.stderr as stderr_module
 
 
 def _dense(r: ng.Estimate, x: np.ndarray, p: ng.Distribution) -> dict:

@@ -1,16 +1,10 @@
 """Ask/tell evolution strategies, each a short composition of a distribution, an estimator and an update.
 
-All maximise::
-
-    es = ng.algorithms.SNES(mu, sigma)
-    for _ in range(100):
-        x = es.ask()            # (popsize, d)
-        es.tell(f(x))           # one fitness per row, higher is better
-    es.mean, es.best
-
-``OpenES`` (Salimans et al. 2017), ``SNES`` (Schaul et al. 2011), ``XNES``
-(Glasmachers et al. 2010), ``PGPE`` (Sehnke et al. 2010, ClipUp optional) and
-``EvolvabilityES`` (Gajewski et al. 2019, MaxVar and MaxEnt).
+The top wing beside ``testing``: it builds on ``distributions``, ``estimators``, ``noise`` and ``optim``.
+All maximise: ``x = es.ask()`` gives the (popsize, d) population and ``es.tell(f(x))`` takes one fitness
+per row, higher is better.  ``OpenES`` (Salimans et al. 2017), ``SNES`` (Schaul et al. 2011), ``XNES``
+(Glasmachers et al. 2010), ``PGPE`` (Sehnke et al. 2010, ClipUp optional) and ``EvolvabilityES``
+(Gajewski et al. 2019, MaxVar and MaxEnt).
 """
 
 from ._strategy import Best, Strategy

@@ -13,10 +13,9 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from .._base import Distribution
 from .._checks import RNGLike, all_finite, all_positive, as_float_array, as_rng, check_sample_count
+from ..distributions import Distribution, Normal
 from ..noise import EncodedSamples
-from ..normal import Normal
 
 Samples = Union[np.ndarray, EncodedSamples]
 

@@ -25,9 +25,9 @@ MaxVar and 0.1 for MaxEnt, bandwidth h = 1.
 from __future__ import annotations
 
 from .._checks import RNGLike
+from ..distributions import Normal
 from ..estimators import Entropy, Estimate, Variance
 from ..noise import NoiseTable
-from ..normal import Normal
 from ..optim import SGD
 from ._strategy import Best, Strategy
 

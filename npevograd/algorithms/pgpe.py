@@ -37,10 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import RNGLike
-from ..estimators import Mean
+from ..distributions import PairedNormal
+from ..estimators import Mean, centered_ranks
 from ..noise import NoiseTable
-from ..normal import PairedNormal
-from ..shaping import centered_ranks
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 from .snes import diagonal_sigma
 

@@ -29,10 +29,9 @@ import math
 import numpy as np
 
 from .._checks import RNGLike, as_float_array
-from ..estimators import Mean
+from ..distributions import Normal
+from ..estimators import Mean, nes_utilities
 from ..noise import NoiseTable
-from ..normal import Normal
-from ..shaping import nes_utilities
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
 

@@ -39,9 +39,8 @@ import math
 import numpy as np
 
 from .._checks import RNGLike, as_float_array
-from ..estimators import Mean
-from ..multivariate import MultivariateNormal
-from ..shaping import nes_utilities
+from ..distributions import MultivariateNormal
+from ..estimators import Mean, nes_utilities
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
 

@@ -12,7 +12,7 @@ they are built a block of about ``BLOCK_BYTES`` at a time, and both sums are tak
 from the block while it is still in cache, so the samples (or the table) are read
 from memory once.
 
-Large fills (``_normal_fill``'s ``normal_rows`` and ``standard_normal_fill``: fresh Gaussian
+Large fills (``_draws``'s ``normal_rows`` and ``standard_normal_fill``: fresh Gaussian
 samples) are split into blocks of rows fixed by the shape alone, each filled from its
 own child stream of the caller's Generator, so the samples are the same whatever the
 number of threads.  Blocks run in a small thread pool (NumPy releases the GIL in its

@@ -41,11 +41,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Distribution, Grad
-from ._stream import BLOCK_BYTES
-from .estimators import Estimate
-from .noise import EncodedSamples
-from .normal import PairedNormal
+from ..distributions import Distribution, Grad, PairedNormal
+from ..noise import EncodedSamples
+from ..sampling._blocks import BLOCK_BYTES
+from .objectives import Estimate
 
 
 def _rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import all_true, as_float_array
+from .._checks import all_true, as_float_array
 
 
 def standardize(name: str, arr: np.ndarray) -> np.ndarray:

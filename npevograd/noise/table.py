@@ -46,9 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import RNGLike, as_float_array, as_rng, check_sample_count
-from ._stream import weighted_row_sums
-from ._table_memory import SEGMENT_PREFIX, TableMemory
+from .._checks import RNGLike, as_float_array, as_rng, check_sample_count
+from ..sampling._blocks import weighted_row_sums
+from ._shared_memory import SEGMENT_PREFIX, TableMemory
 
 __all__ = ["SEGMENT_PREFIX", "EncodedSamples", "NoiseTable"]
 
@@ -197,7 +197,7 @@ class NoiseTable:
             A = \sum_i a_i\, T[k_i : k_i + d], \qquad
             B = \sum_i b_i\, T[k_i : k_i + d]^2 \;\text{(elementwise square; if b is given)}
 
-        Only a block of windows (``_stream.BLOCK_BYTES``) is gathered at a time; the
+        Only a block of windows (``_blocks.BLOCK_BYTES``) is gathered at a time; the
         (m, d) matrix of windows is never built.  Sums are in the dtype of ``a``.
         """
         dim = self.check_dim(dim)

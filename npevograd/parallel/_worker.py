@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._checks import as_float_array
-from .noise import EncodedSamples, NoiseTable
-from .normal import decode_windows
+from .._checks import as_float_array
+from ..distributions.normal import decode_windows
+from ..noise import EncodedSamples, NoiseTable
 
 Fitness = Callable[[np.ndarray], Any]
 

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from ._base import Distribution, Grad
-from ._checks import (
+from .._checks import (
     RNGLike,
     as_float_array,
     as_rng,
@@ -17,9 +16,9 @@ from ._checks import (
     check_sigma,
     float_dtype,
     sample_rows,
-    standard_normal,
-    uniform,
 )
+from ..sampling import standard_normal, uniform
+from ._base import Distribution, Grad
 
 
 class MixNormal(Distribution):

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import Distribution
-from ._checks import as_float_array, check_sample_count
-from .noise import EncodedSamples, NoiseTable
+from .._checks import as_float_array, check_sample_count
+from ..distributions import Distribution
+from ..noise import EncodedSamples, NoiseTable
 
 
 @dataclass

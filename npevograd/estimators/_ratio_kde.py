@@ -9,7 +9,7 @@ With :math:`K_{ij} = \exp(-\|z_i - z_j\|^2 / h^2)` and ratios r,
 
 the sums of ``_kde`` with the ones vector replaced by r and 1/density by
 r/density.  The same strips of the strict upper triangle (``_kde._Strips``) are
-used, kept or recomputed as for ``_kde.kernel_sums``.  Where :math:`r_j = 0` the
+used, kept or recomputed as for ``estimators._kde.kernel_sums``.  Where :math:`r_j = 0` the
 sample adds nothing, so r/density is 0 there even if its density is 0.
 """
 

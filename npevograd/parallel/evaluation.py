@@ -71,12 +71,11 @@ from typing import Callable, NoReturn
 
 import numpy as np
 
-from ._base import Distribution
-from ._checks import RNGLike, check_sample_count
+from .._checks import RNGLike, check_sample_count
+from ..distributions import Distribution, Normal
+from ..noise import EncodedSamples
 from ._pool import ProcessPool
 from ._worker import Fitness, _EncodedBatch, _Failure, _RowBatch, _run_batch
-from .noise import EncodedSamples
-from .normal import Normal
 
 # Batches per generation when batch_size is not given.
 _DEFAULT_BATCHES = 16

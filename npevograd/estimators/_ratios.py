@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from ._base import Distribution
-from ._checks import as_float_array
+from .._checks import as_float_array
+from ..distributions import Distribution
 
 
 def importance_ratios(p: Distribution, x: np.ndarray, proposal: object, log_proposal: object) -> np.ndarray:

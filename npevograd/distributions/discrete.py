@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import RNGLike, as_dtype, as_float_array, check_params, float_dtype
+from ..sampling import uniform
 from ._base import Distribution, Grad
-from ._checks import RNGLike, as_dtype, as_float_array, check_params, float_dtype, uniform
 
 
 def _logits(name: str, logits: object, ndim: int, shape_text: str) -> np.ndarray:

@@ -59,8 +59,7 @@ import math
 
 import numpy as np
 
-from ._base import Distribution, Grad
-from ._checks import (
+from .._checks import (
     RNGLike,
     as_dtype,
     as_float_array,
@@ -69,8 +68,9 @@ from ._checks import (
     check_params,
     float_dtype,
     sample_rows,
-    standard_normal,
 )
+from ..sampling import standard_normal
+from ._base import Distribution, Grad
 
 
 def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:

@@ -10,11 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._base import Distribution, Grad
-from .discrete import Bernoulli, Categorical
-from .mixture import MixNormal
-from .multivariate import MultivariateNormal
-from .normal import Normal
+from ..distributions import Bernoulli, Categorical, Distribution, Grad, MixNormal, MultivariateNormal, Normal
 
 # distribution(params) -> torch.distributions.Distribution, params: name -> float64 tensor
 TorchDistributionFactory = Callable[[dict], Any]

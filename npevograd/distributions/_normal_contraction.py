@@ -9,7 +9,7 @@ r"""The contraction of ``Normal``'s score with per-sample weights, on an (n, d) 
 with :math:`z_i = (x_i - \mu) / \sigma` (isotropic sigma: summed over the coordinates,
 and :math:`d \sum_i w_i`).  With a fixed sigma the mu part is one BLAS product,
 ``(w @ x - sum(w) mu) / sigma^2``, wherever that is accurate; otherwise, and for a learned
-sigma, x is read once in blocks of rows (``_stream.weighted_row_sums``).
+sigma, x is read once in blocks of rows (``_blocks.weighted_row_sums``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Callable
 
 import numpy as np
 
+from .._checks import SMALL_SIZE, all_finite, all_true
+from ..sampling._blocks import weighted_row_sums
 from ._base import Grad
-from ._checks import SMALL_SIZE, all_finite, all_true
-from ._stream import weighted_row_sums
 
 
 def weighted_deviations(

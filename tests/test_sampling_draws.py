@@ -1,4 +1,4 @@
-"""Large Gaussian fills (``_normal_fill``): the distribution, thread independence, memory, mirroring.
+"""Large Gaussian fills (``npevograd.sampling._draws``): the distribution, thread independence, memory, mirroring.
 
 float32 arrays from ``PARALLEL_MIN_ENTRIES`` entries on are Box-Muller normals; the sample
 sizes of the distribution tests are chosen from the standard error of each statistic,
@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 import npevograd as ng
-from npevograd import _normal_fill, _stream
+from npevograd.sampling import _blocks, _draws
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -23,13 +23,13 @@ F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 @pytest.fixture(scope="module")
 def big_float32() -> np.ndarray:
     """2^24 float32 normals through the threaded Box-Muller path (64 MB)."""
-    return _normal_fill.normal_rows(np.random.default_rng(2024), (256, 1 << 16), F32).ravel().astype(np.float64)
+    return _draws.normal_rows(np.random.default_rng(2024), (256, 1 << 16), F32).ravel().astype(np.float64)
 
 
 def test_box_muller_is_its_formula():
     rng = np.random.default_rng(8)
     out = np.empty(7, dtype=np.float32)  # odd: 4 pairs, the last sine unused
-    _normal_fill.box_muller(rng, out, *_normal_fill._box_muller_scratch(7))
+    _draws.box_muller(rng, out, *_draws._box_muller_scratch(7))
     again = np.random.default_rng(8)
     k53 = again.random(4)  # k 2^-53
     angle = again.random(4, dtype=np.float32) * np.float32(2 * np.pi)
@@ -63,9 +63,9 @@ def test_tail_frequency_is_the_exact_normal_tail(big_float32, beyond):
 @pytest.fixture
 def small_pieces(monkeypatch):
     """The threaded path from 2,000 entries, blocks of 600 entries, pieces of 64 (rows split in columns)."""
-    monkeypatch.setattr(_stream, "PARALLEL_MIN_ENTRIES", 2_000)
-    monkeypatch.setattr(_stream, "FILL_BLOCK_ENTRIES", 600)
-    monkeypatch.setattr(_stream, "PIECE_ENTRIES", 64)
+    monkeypatch.setattr(_blocks, "PARALLEL_MIN_ENTRIES", 2_000)
+    monkeypatch.setattr(_blocks, "FILL_BLOCK_ENTRIES", 600)
+    monkeypatch.setattr(_blocks, "PIECE_ENTRIES", 64)
 
 
 @pytest.mark.parametrize("d", [150, 7])  # rows cut into column pieces; several rows per piece
@@ -87,7 +87,7 @@ def test_same_samples_for_any_thread_count(d, dtype, small_pieces, monkeypatch):
 def test_scaled_shifted_and_mirrored_exactly(dtype, small_pieces):
     n, d = 60, 150
     mu, sigma = np.linspace(-3, 3, d).astype(dtype), np.linspace(0.1, 4, d).astype(dtype)
-    z = _normal_fill.normal_rows(np.random.default_rng(5), (n, d), dtype)
+    z = _draws.normal_rows(np.random.default_rng(5), (n, d), dtype)
     x = ng.Normal(mu, sigma).sample(n, np.random.default_rng(5))
     np.testing.assert_array_equal(x, z * sigma + mu)
     paired = ng.PairedNormal(mu, sigma).sample(2 * n, np.random.default_rng(5))
@@ -98,7 +98,7 @@ def test_scaled_shifted_and_mirrored_exactly(dtype, small_pieces):
 
 def test_float64_keeps_the_childrens_ziggurat_stream(small_pieces):
     n, d = 50, 150  # 13 blocks of 4 rows (600 entries): block k from child k of the spawned seed
-    z = _normal_fill.normal_rows(np.random.default_rng(9), (n, d), F64)
+    z = _draws.normal_rows(np.random.default_rng(9), (n, d), F64)
     rng = np.random.default_rng(9)
     children = np.random.SeedSequence(rng.integers(0, 2**32, size=4, dtype=np.uint64)).spawn(13)
     rows = [np.random.Generator(np.random.PCG64(s)).standard_normal((4, d)) for s in children]
@@ -115,5 +115,5 @@ def test_no_temporary_of_the_sample_size(cls):
     x = p.sample(n, rng)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    scratch = _stream.MAX_THREADS * 3 * 4 * _stream.PIECE_ENTRIES  # Box-Muller work arrays, per block running
+    scratch = _blocks.MAX_THREADS * 3 * 4 * _blocks.PIECE_ENTRIES  # Box-Muller work arrays, per block running
     assert peak < x.nbytes + scratch + 2**20, f"peak {peak / 2**20:.1f} MB for {x.nbytes / 2**20:.1f} MB of samples"

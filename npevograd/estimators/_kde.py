@@ -31,7 +31,7 @@ entries, computed for the first sum, dropped, and computed again for the second,
 the second needs all of the first.  Each exponential is computed exactly twice; peak
 extra memory is a tile per thread plus O(n k).
 
-From ``PARALLEL_MIN_PAIRS`` pairs on, the strips run in ``_stream.map_blocks`` threads
+From ``PARALLEL_MIN_PAIRS`` pairs on, the strips run in ``_blocks.map_blocks`` threads
 (NumPy releases the GIL in ``np.exp``, ``np.matmul`` and ``np.dot``): each strip yields its row sums
 and its column sums, and these are added in strip order, so the sums are the same,
 bit for bit, whatever the number of threads.  Below it, one thread adds each tile's
@@ -58,7 +58,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._stream import map_blocks, row_blocks
+from ..sampling._blocks import map_blocks, row_blocks
 
 # Keep the kernel when its strict upper triangle needs at most this many bytes
 # (n <= 2048 in float64, n <= 2896 in float32).

@@ -11,8 +11,9 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ._base import Distribution, Grad
-from ._checks import as_float_array
+from .._checks import as_float_array
+from ..distributions import Distribution, Grad
+from ..estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from ._torch_distributions import (
     TorchDistributionFactory,
     _build,
@@ -20,7 +21,6 @@ from ._torch_distributions import (
     _torch,
     _torch_x,
 )
-from .estimators import Entropy, Estimate, Estimator, Mean, Variance, expectation
 
 # objective(values, ratio) -> torch scalar (or tensor, for expectation's Jacobian)
 TorchObjective = Callable[[Any, Any], Any]

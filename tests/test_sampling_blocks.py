@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-from npevograd import _stream
+from npevograd.sampling import _blocks
 
 
 @pytest.mark.parametrize("block_rows", [1, 3, 7, 50])
 def test_weighted_row_sums_equal_the_dense_sums(block_rows, dtype, monkeypatch):
     n, d = 23, 9  # 23 rows: uneven last block for 3 and 7; one block for 50
-    monkeypatch.setattr(_stream, "BLOCK_BYTES", block_rows * d * np.dtype(dtype).itemsize)
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", block_rows * d * np.dtype(dtype).itemsize)
     rng = np.random.default_rng(block_rows)
     rows = rng.standard_normal((n, d)).astype(dtype)
     a, b = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
@@ -22,18 +22,18 @@ def test_weighted_row_sums_equal_the_dense_sums(block_rows, dtype, monkeypatch):
         calls.append((start, stop))
         return rows[start:stop].copy()
 
-    sum_a, sum_b = _stream.weighted_row_sums(fill, n, d, np.dtype(dtype), a, b)
+    sum_a, sum_b = _blocks.weighted_row_sums(fill, n, d, np.dtype(dtype), a, b)
     rtol = 1e-5 if dtype == np.float32 else 1e-13
     assert sum_a.dtype == sum_b.dtype == dtype
     np.testing.assert_allclose(sum_a, a.astype(float) @ rows.astype(float), rtol=rtol, atol=rtol)
     np.testing.assert_allclose(sum_b, b.astype(float) @ rows.astype(float) ** 2, rtol=rtol, atol=rtol)
     assert [start for start, _ in calls] == list(range(0, n, block_rows))  # every row once, in order
-    assert _stream.weighted_row_sums(fill, n, d, np.dtype(dtype), a)[1] is None
+    assert _blocks.weighted_row_sums(fill, n, d, np.dtype(dtype), a)[1] is None
 
 
 @pytest.mark.parametrize("sigma", [0.7, np.array([0.5, 2.0, 1.0, 0.1, 3.0])])
 def test_learned_sigma_gradient_over_many_blocks_equals_the_score_contraction(sigma, monkeypatch):
-    monkeypatch.setattr(_stream, "BLOCK_BYTES", 2 * 5 * 8)  # 2 rows of d = 5 float64 per block
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", 2 * 5 * 8)  # 2 rows of d = 5 float64 per block
     p = ng.Normal(np.array([1.0, -0.5, 0.25, 3.0, 1e3]), sigma, learn_sigma=True)  # mu 1e3: no cancellation
     x = p.sample(31, rng=5)
     w = np.random.default_rng(6).standard_normal(31)
@@ -54,4 +54,4 @@ def test_x_is_never_copied_whole(monkeypatch):
     p.weighted_score(w, x)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < _stream.BLOCK_BYTES + 8 * d * 8, f"peak {peak / 2**20:.1f} MB vs x {x.nbytes / 2**20:.0f} MB"
+    assert peak < _blocks.BLOCK_BYTES + 8 * d * 8, f"peak {peak / 2**20:.1f} MB vs x {x.nbytes / 2**20:.0f} MB"

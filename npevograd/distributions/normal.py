@@ -10,8 +10,7 @@ from typing import Literal, overload
 
 import numpy as np
 
-from ._base import Distribution, Grad
-from ._checks import (
+from .._checks import (
     SMALL_SIZE,
     RNGLike,
     all_finite,
@@ -26,12 +25,12 @@ from ._checks import (
     check_sigma,
     float_dtype,
     sample_rows,
-    standard_normal,
 )
+from ..noise import EncodedSamples, NoiseTable
+from ..sampling import normal_rows, standard_normal
+from ._base import Distribution, Grad
 from ._normal_contraction import weighted_deviations
-from ._normal_fill import normal_rows
 from ._normal_table import TableEncoding, decode_windows
-from .noise import EncodedSamples, NoiseTable
 
 
 class Normal(TableEncoding, Distribution):
@@ -161,7 +160,7 @@ class Normal(TableEncoding, Distribution):
         """``mu + sigma * eps`` for n fresh standard normal rows eps, built in place.
 
         A Generator's large draws are scaled and shifted a piece at a time while in cache
-        (``_normal_fill.normal_rows``); a RandomState keeps its legacy stream.
+        (``sampling._draws.normal_rows``); a RandomState keeps its legacy stream.
         """
         rng, sigma, mu = as_rng(rng), self.sigma, self.mu
         if isinstance(rng, np.random.Generator):

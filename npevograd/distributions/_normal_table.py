@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import RNGLike
+from ..noise import EncodedSamples, NoiseTable
 from ._base import Grad
-from ._checks import RNGLike
-from .noise import EncodedSamples, NoiseTable
 
 
 class TableEncoding:

@@ -1,10 +1,12 @@
 r"""Fresh Gaussian sample rows, drawn, scaled and shifted a cache-sized piece at a time on every core.
 
 ``normal_rows`` builds ``mu + sigma * z`` (and the mirrored ``mu - sigma * z``) for large
-sample matrices in the row blocks of ``_stream`` (one child stream per block, so the draw
+sample matrices in the row blocks of ``_blocks`` (one child stream per block, so the draw
 does not depend on the number of threads); each block is drawn in pieces that stay in a
 core's L2 cache, and scaled, shifted and mirrored there, so the (n, d) result is written
 once and no temporary of its size is built.  float32 pieces use ``box_muller``.
+``standard_normal`` and ``uniform`` are the draws every distribution makes, from either kind
+of rng (a Generator or a legacy RandomState).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import _stream
+from .._checks import RNGLike, as_rng
+from . import _blocks
 
 
 def normal_rows(
@@ -31,21 +34,21 @@ def normal_rows(
     :math:`s - c z_i` in the same order (antithetic pairs).  ``scale`` and ``shift`` are
     scalars or of shape (d,); without them the result is z itself (and -z).
 
-    Below ``_stream.PARALLEL_MIN_ENTRIES`` entries z is ``rng.standard_normal(shape, dtype)``.
+    Below ``_blocks.PARALLEL_MIN_ENTRIES`` entries z is ``rng.standard_normal(shape, dtype)``.
     From there the rows are cut into blocks of ``fill_block_rows`` rows, and block k is
     drawn from child stream k of ``SeedSequence(entropy drawn from rng).spawn(blocks)``,
-    in pieces of at most ``_stream.PIECE_ENTRIES`` entries that are scaled, shifted (and mirrored)
+    in pieces of at most ``_blocks.PIECE_ENTRIES`` entries that are scaled, shifted (and mirrored)
     while in cache: the draw depends on the rng and the shape only, never on the number of
     threads.  In that path float64 z is the child's ziggurat ``standard_normal``, and float32
     z is Box-Muller (``box_muller``, 2-3 times faster than the float32 ziggurat).
     """
     n, d = shape
     out = np.empty((2 * n if mirror else n, d), dtype=dtype)
-    if n * d < _stream.PARALLEL_MIN_ENTRIES:
+    if n * d < _blocks.PARALLEL_MIN_ENTRIES:
         rng.standard_normal(dtype=dtype, out=out[:n])  # the same numbers as rng.standard_normal(shape)
         _place(out, 0, n, slice(0, d), scale, shift, mirror)
         return out
-    blocks = _stream.row_blocks(n, _stream.fill_block_rows(d))
+    blocks = _blocks.row_blocks(n, _blocks.fill_block_rows(d))
     entropy = rng.integers(0, 2**32, size=4, dtype=np.uint64)  # advances rng: the next draw is fresh
     bit_generator = type(rng.bit_generator)
     children = [np.random.Generator(bit_generator(s)) for s in np.random.SeedSequence(entropy).spawn(len(blocks))]
@@ -53,7 +56,7 @@ def normal_rows(
 
     def fill(k: int, start: int, stop: int) -> None:
         child = children[k]
-        scratch = _box_muller_scratch(_stream.PIECE_ENTRIES) if fast else None
+        scratch = _box_muller_scratch(_blocks.PIECE_ENTRIES) if fast else None
         for r0, r1, cols in _pieces(start, stop, d):
             piece = out[r0:r1, cols]
             if scratch is not None:
@@ -62,7 +65,7 @@ def normal_rows(
                 child.standard_normal(dtype=dtype, out=piece)
             _place(out, r0, r1, cols, scale, shift, mirror)
 
-    for _ in _stream.map_blocks(fill, blocks):
+    for _ in _blocks.map_blocks(fill, blocks):
         pass
     return out
 
@@ -70,25 +73,25 @@ def normal_rows(
 def standard_normal_fill(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Standard normals of ``shape`` in ``dtype``: ``normal_rows`` on rows of shape[1:], the same draw.
 
-    Below ``_stream.PARALLEL_MIN_ENTRIES`` entries this is ``rng.standard_normal(shape, dtype)``.
+    Below ``_blocks.PARALLEL_MIN_ENTRIES`` entries this is ``rng.standard_normal(shape, dtype)``.
     """
     size = math.prod(shape)
-    if size < _stream.PARALLEL_MIN_ENTRIES or len(shape) == 0:
+    if size < _blocks.PARALLEL_MIN_ENTRIES or len(shape) == 0:
         return rng.standard_normal(shape, dtype=dtype)
     return normal_rows(rng, (shape[0], size // shape[0]), dtype).reshape(shape)
 
 
 def _pieces(start: int, stop: int, d: int) -> Iterator[tuple[int, int, slice]]:
-    """Contiguous pieces (rows r0:r1, columns) of at most ``_stream.PIECE_ENTRIES`` entries covering rows start:stop.
+    """Contiguous pieces (rows r0:r1, columns) of at most ``_blocks.PIECE_ENTRIES`` entries covering rows start:stop.
 
     Whole rows when a row fits, else each row in near-equal column ranges; fixed by the shape.
     """
-    if d <= _stream.PIECE_ENTRIES:
-        step = _stream.PIECE_ENTRIES // d
+    if d <= _blocks.PIECE_ENTRIES:
+        step = _blocks.PIECE_ENTRIES // d
         for r0 in range(start, stop, step):
             yield r0, min(r0 + step, stop), slice(0, d)
         return
-    parts = -(-d // _stream.PIECE_ENTRIES)
+    parts = -(-d // _blocks.PIECE_ENTRIES)
     bounds = [d * j // parts for j in range(parts + 1)]
     for row in range(start, stop):
         for c0, c1 in zip(bounds[:-1], bounds[1:]):
@@ -163,3 +166,30 @@ def box_muller(
     cos_part *= radius
     np.sin(angle[: m - h], out=sin_part)
     sin_part *= radius[: m - h]
+
+
+def standard_normal(rng: RNGLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Standard normal draws of ``shape`` in ``dtype`` from either kind of rng.
+
+    A Generator fills arrays of at least ``_blocks.PARALLEL_MIN_ENTRIES`` entries in
+    threaded row blocks, each from its own child stream (the same draw whatever the
+    number of threads).  A RandomState draws its legacy float64 stream in order, cast a
+    block of rows at a time, so its samples are exactly ``standard_normal(shape).astype``.
+    """
+    rng = as_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return standard_normal_fill(rng, shape, np.dtype(dtype))
+    if np.dtype(dtype) == np.float64 or len(shape) == 0 or math.prod(shape) <= _blocks.FILL_BLOCK_ENTRIES:
+        return rng.standard_normal(shape).astype(dtype, copy=False)
+    out = np.empty(shape, dtype=dtype)
+    for start, stop in _blocks.row_blocks(shape[0], _blocks.fill_block_rows(math.prod(shape[1:]))):
+        out[start:stop] = rng.standard_normal((stop - start, *shape[1:]))  # no float64 (n, d) temporary
+    return out
+
+
+def uniform(rng: RNGLike, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform draws on [0, 1) from either kind of rng."""
+    rng = as_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng.random(shape)
+    return rng.random_sample(shape)

@@ -53,40 +53,18 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._base import Distribution
+from ..distributions import Distribution
+from ..estimators import Estimate
 from ._torch_distributions import (
     TorchDistributionFactory,
-    torch_distribution,
     torch_log_prob,
-    torch_params,
     torch_score,
 )
 from ._torch_objectives import (
     EstimatorLike,
-    TorchEstimate,
     TorchObjective,
     torch_estimate,
-    torch_gradient,
-    torch_objective,
 )
-from ._weights_check import assert_weights_close
-from .estimators import Estimate
-
-__all__ = [
-    "TorchEstimate",
-    "assert_distribution_close",
-    "assert_gradient_close",
-    "assert_weights_close",
-    "default_tolerance",
-    "torch_distribution",
-    "torch_estimate",
-    "torch_gradient",
-    "torch_log_prob",
-    "torch_objective",
-    "torch_params",
-    "torch_score",
-]
-
 
 _DEFAULT_RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 

@@ -34,9 +34,9 @@ from typing import Callable
 
 import numpy as np
 
+from .._checks import as_float_array, behaviour_matrix, fitness_vector, per_sample
+from ..distributions import Distribution, Grad
 from . import _kde, _ratio_kde
-from ._base import Distribution, Grad
-from ._checks import as_float_array, behaviour_matrix, fitness_vector, per_sample
 from ._ratios import check_min_ess, check_ratios, effective_sample_size, importance_ratios, reuse_weights
 from .shaping import on_validated, standardize
 
@@ -270,7 +270,7 @@ class Entropy(Estimator):
     h is ``bandwidth`` (EvoGrad's ``k_sigma``).  The kernel is never formed as a full
     n x n matrix: its strict upper triangle is kept in row panels while it fits in 16 MB
     and recomputed in b x b tiles beyond that (``block_size`` forces tiles of that side;
-    see ``npevograd/_kde.py``).  With ratios r the densities are r-weighted and the
+    see ``npevograd/estimators/_kde.py``).  With ratios r the densities are r-weighted and the
     nested term becomes (1/n) sum_j K_ij r_j / phat_j (tiles, recomputed).
     """
 
