@@ -1,27 +1,36 @@
-"""The ask/tell loop every algorithm shares: sample, validate, update, remember the best.
+"""The ask/tell loop every algorithm shares, and the run around it.
 
-An algorithm supplies its distribution and its ``_update(x, values)``; this base
-draws the population (``ask``), validates what comes back (``tell``) before any
-state changes, and keeps the best sample seen.  ``_update`` computes the new
-parameters first and writes them last, so a bad ``tell`` leaves the state as it was.
+An algorithm supplies its distribution, its ``_update(x, f)`` (which maximises ``f``
+and returns the generation's Estimate), its ``sigma`` and its per-coordinate search
+widths ``_widths()``.  This base draws the population (``ask``; repaired into the box
+with ``bounds``), validates what comes back (``tell``) before any state changes, turns
+the user's fitness into the maximised ``f`` (the sign for ``minimize=True``, failed
+evaluations ranked worst with ``nan_policy="worst"``, the bound penalty), counts
+evaluations and generations, keeps the best sample, and answers ``stop()`` (pycma's
+criteria, ``_stopping``) and ``result``.  ``_update`` computes the new parameters first
+and writes them last, so a bad ``tell`` leaves the state as it was.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Union
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Union
 
 import numpy as np
 
-from .._checks import RNGLike, all_finite, all_positive, as_float_array, as_rng, check_sample_count
+from .._checks import RNGLike, all_finite, all_positive, as_float_array, as_rng, check_bool, check_sample_count
 from ..distributions import Distribution, Normal
+from ..estimators import Estimate
 from ..noise import EncodedSamples
+from ._bounds import Box
+from ._stopping import Stopping
 
 Samples = Union[np.ndarray, EncodedSamples]
 
 
 class Best(NamedTuple):
-    """The best sample told so far (highest fitness) and its fitness."""
+    """The best sample told so far and its fitness, in the user's sign (lowest with ``minimize=True``)."""
 
     x: np.ndarray
     fitness: float
@@ -66,29 +75,135 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
         params[name][...] = value
 
 
+@dataclass(frozen=True)
+class Result:
+    """A run's outcome, as pycma's ``es.result``: the best point and value (the user's sign), counts, state, stop."""
+
+    xbest: np.ndarray | None  # the best evaluated point (inside the box with bounds); None before the first tell
+    fbest: float  # its fitness; nan before the first tell
+    evaluations: int
+    generations: int
+    mean: np.ndarray  # the search distribution's mean now
+    sigma: float | np.ndarray  # the strategy's step size now (a scalar or a (d,) vector, as ``es.sigma``)
+    stop: dict[str, float]  # the criteria that fired (empty: the run may go on)
+    failed: int = 0  # evaluations that were not finite and were ranked worst (nan_policy="worst")
+
+
 class Strategy:
-    """Base class: ``ask() -> x (popsize, d)``, ``tell(fitness (popsize,))``; all maximise."""
+    """Base class: ``ask() -> x (popsize, d)``, ``tell(fitness (popsize,))``, ``stop()``, ``result``.
+
+    Options every strategy takes (keywords):
+
+    - ``minimize``: False (default: higher fitness is better) or True; ``best`` and ``result``
+      speak the user's sign.
+    - ``nan_policy``: ``"raise"`` (default: a non-finite fitness is a ValueError) or ``"worst"``
+      (strategies that rank their fitness only: a non-finite value ranks below every finite one,
+      ties among them shared; ``failed_last`` and ``result.failed`` count them).
+    - ``bounds``: ``(lower, upper)``, scalars or (d,) arrays: ``ask`` returns samples projected
+      onto the box and ``tell`` adds a penalty growing with the squared distance (``_bounds``).
+    - pycma's stop criteria and thresholds (``_stopping``): ``ftarget``, ``maxfevals``,
+      ``maxiter``, ``tolfun``, ``tolfunhist``, ``tolx``, ``tolupsigma``, ``tolstagnation``,
+      ``tolflatfitness``; None turns one off.
+    """
 
     distribution: Distribution
+    rank_based: ClassVar[bool] = True  # the update sees only the fitness' ranks: nan_policy="worst" is allowed
+    _mean_name: ClassVar[str] = "mu"  # the distribution's parameter that is the search mean
 
-    def __init__(self, distribution: Distribution, popsize: object, rng: RNGLike) -> None:
+    def __init__(
+        self,
+        distribution: Distribution,
+        popsize: object,
+        rng: RNGLike,
+        *,
+        minimize: bool = False,
+        nan_policy: str = "raise",
+        bounds: object = None,
+        **stop: Any,
+    ) -> None:
         self.distribution = distribution
         self.popsize = check_sample_count("popsize", popsize, minimum=2)
         self.rng = as_rng(rng)
+        self.minimize = check_bool("minimize", minimize)
+        if nan_policy not in ("raise", "worst"):
+            raise ValueError(f"nan_policy must be 'raise' or 'worst', got {nan_policy!r}")
+        if nan_policy == "worst" and not self.rank_based:
+            raise ValueError(
+                f"nan_policy='worst' needs a strategy that ranks its fitness; {type(self).__name__} uses the "
+                "values themselves, so a failed evaluation has no rank to take: use nan_policy='raise'"
+            )
+        self.nan_policy = nan_policy
+        self.bounds = None if bounds is None else Box(bounds, distribution.dim)
+        if self.bounds is not None and getattr(distribution, "noise", None) is not None:
+            raise ValueError("bounds cannot be used with a noise table: encoded samples cannot be repaired")
+        self._stopping = Stopping(distribution.dim, self.popsize, stop)
         self.generation = 0
+        self.evaluations = 0
+        self.failed = 0  # non-finite evaluations ranked worst, over the run
+        self.failed_last = 0  # ... in the last generation
         self.best: Best | None = None
+        self.estimate: Estimate | None = None  # the last tell's gradient estimate
+        self._initial_width: float | None = None
         self._population: Samples | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Pickles made before the run layer lack its state: it starts as a new run's would."""
+        self.__dict__.update(state)
+        if "_stopping" not in state:
+            self.minimize, self.nan_policy, self.bounds = False, "raise", None
+            self._stopping = Stopping(self.dim, self.popsize, {})
+            self.evaluations, self.failed, self.failed_last = self.generation * self.popsize, 0, 0
+            self.estimate = state.get("estimate")
+            self._initial_width = None
+
+    @property
+    def dim(self) -> int:
+        return self.distribution.dim
 
     @property
     def mean(self) -> np.ndarray:
         """The search distribution's current mean (a copy)."""
-        return self.distribution.params["mu"].copy()
+        return self.distribution.params[self._mean_name].copy()
+
+    @property
+    def sigma(self) -> float | np.ndarray:
+        """The step size: a float (one global step) or a (d,) array (one per coordinate), as the strategy has it."""
+        raise NotImplementedError
+
+    def _widths(self) -> np.ndarray:
+        """The search distribution's standard deviation along each coordinate, shape (d,)."""
+        raise NotImplementedError
+
+    def _own_stop(self) -> dict[str, float]:
+        """Criteria of this strategy beside the generic ones (e.g. a covariance's condition)."""
+        return {}
+
+    def stop(self) -> dict[str, float]:
+        """The stop criteria that fired after the last tell, ``{name: threshold}``; empty: go on."""
+        return {**self._stopping.check(self), **self._own_stop()}
+
+    @property
+    def result(self) -> Result:
+        """The run so far: best point and value (the user's sign), counts, mean, sigma, stop reasons."""
+        best = self.best
+        sigma = self.sigma
+        return Result(
+            xbest=None if best is None else best.x.copy(),
+            fbest=math.nan if best is None else best.fitness,
+            evaluations=self.evaluations,
+            generations=self.generation,
+            mean=self.mean,
+            sigma=sigma.copy() if isinstance(sigma, np.ndarray) else sigma,
+            stop=self.stop(),
+            failed=self.failed,
+        )
 
     def ask(self, encode: bool = False) -> Samples:
         """Draw the next population, shape (popsize, d); ``tell`` takes its fitness.
 
-        With ``encode=True`` (a strategy built with ``noise=NoiseTable(...)``) the
-        population's (index, sign) encoding instead, for workers that rebuild it.
+        With ``bounds``, the samples projected onto the box (evaluate these). With
+        ``encode=True`` (a strategy built with ``noise=NoiseTable(...)``) the population's
+        (index, sign) encoding instead, for workers that rebuild it.
         """
         if encode:
             if not isinstance(self.distribution, Normal) or self.distribution.noise is None:
@@ -98,22 +213,55 @@ class Strategy:
             self._population = self.distribution.sample(self.popsize, self.rng, encode=True)
             return self._population
         self._population = self.distribution.sample(self.popsize, self.rng)
+        if self.bounds is not None:
+            return self.bounds.repair(self._population)
         return self._population.copy()
 
     def tell(self, fitness: object, x: object = None) -> None:
-        """Update from one fitness per row of the last ``ask()`` (higher is better).
+        """Update from one fitness per row of the last ``ask()`` (higher is better, lower with ``minimize``).
 
-        ``fitness`` must have shape (popsize,) and be finite; otherwise a ValueError,
-        and nothing changes (``ask`` need not be repeated).  ``x``: the population the
-        fitness belongs to, when it was drawn elsewhere from this ``distribution`` (e.g.
-        ``npevograd.parallel.evaluate(f, es.distribution, es.popsize, es.rng)``'s
+        ``fitness`` must have shape (popsize,) and be finite (with ``nan_policy="worst"``, non-finite
+        values rank worst); otherwise a ValueError, and nothing changes (``ask`` need not be repeated).
+        ``x``: the population the fitness belongs to, when it was drawn elsewhere from this
+        ``distribution`` (e.g. ``npevograd.parallel.evaluate(f, es.distribution, es.popsize, es.rng)``'s
         ``samples``, rows or encoded); by default the last ``ask()``'s.
         """
         samples = self._pending(x)
-        f = self._check_values("fitness", fitness)
-        best = self._best_of(samples, f)  # decoded before the update moves mu and sigma
-        self._update(samples, f)
-        self._commit(best)
+        raw = self._check_fitness(fitness)
+        costs, failed = self._costs(samples, raw)
+        best = self._best_of(samples, raw)  # decoded before the update moves mu and sigma
+        if self._initial_width is None:
+            self._initial_width = float(self._widths().max())
+        estimate = self._update(samples, -costs)  # strategies maximise
+        self._commit(best, estimate, costs, failed)
+
+    def _check_fitness(self, fitness: object) -> np.ndarray:
+        arr = as_float_array("fitness", fitness, finite=self.nan_policy == "raise")
+        if arr.shape != (self.popsize,):
+            raise ValueError(
+                f"fitness must have shape ({self.popsize},), one value per row of ask(), got shape {arr.shape}"
+            )
+        return arr
+
+    def _costs(self, samples: Samples, raw: np.ndarray) -> tuple[np.ndarray, int]:
+        """The fitness as costs (lower is better): the sign, the bound penalty, failed evaluations ranked worst."""
+        costs = raw if self.minimize else -raw
+        if self.bounds is not None:
+            x = self._rows(samples)
+            costs = costs + self.bounds.penalty(x, self.bounds.repair(x), costs, self._widths())
+        if self.nan_policy == "raise":
+            return costs, 0
+        ok = np.isfinite(costs)
+        if ok.all():
+            return costs, 0
+        return worst_for_failed(costs, ok), int(ok.size - ok.sum())
+
+    def _rows(self, samples: Samples) -> np.ndarray:
+        if isinstance(samples, EncodedSamples):
+            if not isinstance(self.distribution, Normal):
+                raise TypeError(f"{type(self).__name__} takes sample rows, not encoded samples")
+            return self.distribution.decode(samples)
+        return samples
 
     def _pending(self, x: object = None) -> Samples:
         if x is not None:
@@ -125,19 +273,22 @@ class Strategy:
             raise ValueError(f"{type(self).__name__}.tell() needs a population: call ask() first")
         return self._population
 
-    def _best_of(self, x: Samples, f: np.ndarray) -> Best | None:
-        """This population's best sample (a copy) if it beats the best so far, else None."""
-        i = int(f.argmax())
-        fitness = float(f[i])
-        if self.best is not None and not fitness > self.best.fitness:
+    def _best_of(self, x: Samples, raw: np.ndarray) -> Best | None:
+        """This population's best evaluated point (a copy) if it beats the best so far, else None."""
+        score = np.where(np.isfinite(raw), -raw if self.minimize else raw, -np.inf)
+        i = int(score.argmax())
+        if not np.isfinite(score[i]) or (self.best is not None and not self._better(float(raw[i]), self.best.fitness)):
             return None  # the usual case late in a run: no row to copy
         if isinstance(x, EncodedSamples):
-            if not isinstance(self.distribution, Normal):
-                raise TypeError(f"{type(self).__name__} takes sample rows, not encoded samples")
-            row = self.distribution.decode(x)[i]
+            row = self._rows(x)[i]
         else:
             row = np.array(x[i])
-        return Best(row, fitness)
+        if self.bounds is not None:
+            row = self.bounds.repair(row)
+        return Best(row, float(raw[i]))
+
+    def _better(self, f: float, than: float) -> bool:
+        return f < than if self.minimize else f > than
 
     def _check_values(self, name: str, values: object, allow_columns: bool = False) -> np.ndarray:
         arr = as_float_array(name, values)
@@ -150,15 +301,52 @@ class Strategy:
             )
         return arr
 
-    def _commit(self, best: Best | None) -> None:
-        """After a successful update: remember the best sample (``_best_of``'s, if any), close the generation."""
+    def _commit(self, best: Best | None, estimate: Estimate | None, costs: np.ndarray, failed: int = 0) -> None:
+        """After a successful update: remember the best and the estimate, count, record the costs for ``stop()``."""
         if best is not None:
             self.best = best
+        self.estimate = estimate
         self._population = None
         self.generation += 1
+        self.evaluations += self.popsize
+        self.failed += failed
+        self.failed_last = failed
+        self._stopping.record(costs, self.generation)
 
-    def _update(self, x: Samples, f: np.ndarray) -> None:
+    def _update(self, x: Samples, f: np.ndarray) -> Estimate | None:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(d={self.mean.shape[0]}, popsize={self.popsize}, generation={self.generation})"
+        return f"{type(self).__name__}(d={self.dim}, popsize={self.popsize}, generation={self.generation})"
+
+
+class FixedSigma:
+    """``sigma`` and ``_widths`` of a strategy whose distribution's sigma stays as given."""
+
+    distribution: Normal
+    dim: int
+
+    @property
+    def sigma(self) -> float | np.ndarray:
+        """The fixed exploration noise: a float, or a (d,) array if given one (a copy)."""
+        sigma = self.distribution.sigma
+        return float(sigma) if np.ndim(sigma) == 0 else np.array(sigma)
+
+    def _widths(self) -> np.ndarray:
+        return np.broadcast_to(self.distribution.sigma, (self.dim,))
+
+
+def worst_for_failed(costs: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``costs`` with each non-finite entry replaced by one value above every finite cost (ties shared)."""
+    finite = costs[ok]
+    if finite.size == 0:
+        return np.zeros_like(costs)
+    top = finite.max()
+    worse = np.nextafter(top, np.inf)
+    if not np.isfinite(worse):  # the largest finite cost is the largest float: halve every cost (ranks kept)
+        finite = finite / 2
+        top = finite.max()
+        worse = np.nextafter(top, np.inf)
+    out = np.full_like(costs, worse)
+    out[ok] = finite
+    return out

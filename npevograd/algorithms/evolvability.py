@@ -24,20 +24,28 @@ MaxVar and 0.1 for MaxEnt, bandwidth h = 1.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._checks import RNGLike
 from ..distributions import Normal
-from ..estimators import Entropy, Estimate, Variance
+from ..estimators import Entropy, Variance
 from ..noise import NoiseTable
 from ..optim import SGD
-from ._strategy import Best, Strategy
+from ._strategy import Best, FixedSigma, Strategy, positive
 
 DEFAULT_LR = {"variance": 0.03, "entropy": 0.1}
 
 
-class EvolvabilityES(Strategy):
-    """MaxVar / MaxEnt: ``es = EvolvabilityES(mu, kind="entropy")``; ``x = es.ask()``; ``es.tell(b)``."""
+class EvolvabilityES(FixedSigma, Strategy):
+    """MaxVar / MaxEnt: ``es = EvolvabilityES(mu, kind="entropy")``; ``x = es.ask()``; ``es.tell(b)``.
+
+    ``minimize=True`` descends J instead.  Its stop criteria read ``n w_i`` (the per-sample
+    weights of the last estimate, in the maximised sense) as the population's fitness;
+    ``nan_policy="worst"`` is refused (the estimators use the behaviours' values, not ranks).
+    """
 
     distribution: Normal
+    rank_based = False
 
     def __init__(
         self,
@@ -49,25 +57,27 @@ class EvolvabilityES(Strategy):
         lr: float | None = None,
         bandwidth: float = 1.0,
         noise: NoiseTable | None = None,
+        **options: Any,
     ) -> None:
         if kind not in DEFAULT_LR:
             raise ValueError(f"kind must be 'variance' or 'entropy', got {kind!r}")
+        bandwidth = positive("bandwidth", bandwidth)  # checked for either kind: a bad value is never ignored
         p = Normal(mu, sigma, noise=noise)
-        super().__init__(p, popsize, rng)
+        super().__init__(p, popsize, rng, **options)
         self.kind = kind
         self.estimator = Variance() if kind == "variance" else Entropy(bandwidth=bandwidth)
         self.optimizer = SGD(p, lr=DEFAULT_LR[kind] if lr is None else lr)
-        self.estimate: Estimate | None = None
 
     def tell(self, behaviours: object, x: object = None) -> None:  # type: ignore[override]
-        """Ascend the variance or entropy of ``behaviours`` (shape (popsize,) or (popsize, k)); ``x`` as in Strategy."""
+        """Ascend (descend with ``minimize``) the variance or entropy of ``behaviours`` ((popsize,) or (popsize, k))."""
         x = self._pending(x)
         b = self._check_values("behaviours", behaviours, allow_columns=True)
         mu_before = self.mean
         estimate = self.estimator(b, x, self.distribution)  # raises (state untouched) on constant behaviours
-        self.optimizer.step(estimate.grad)  # mu <- mu + lr grad_mu J
-        self.estimate = estimate
-        if self.best is None or float(estimate.value) > self.best.fitness:
-            self.best = Best(mu_before, float(estimate.value))
-        self._population = None
-        self.generation += 1
+        if self._initial_width is None:
+            self._initial_width = float(self._widths().max())
+        sign = -1.0 if self.minimize else 1.0
+        self.optimizer.step({name: sign * g for name, g in estimate.grad.items()})  # mu <- mu +- lr grad_mu J
+        value = float(estimate.value)
+        best = Best(mu_before, value) if self.best is None or self._better(value, self.best.fitness) else None
+        self._commit(best, estimate, -sign * self.popsize * estimate.weights)

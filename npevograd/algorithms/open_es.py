@@ -24,17 +24,19 @@ workers; pass ``popsize`` for a real run).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._checks import RNGLike
 from ..distributions import PairedNormal
-from ..estimators import Mean, centered_ranks
+from ..estimators import Estimate, Mean, centered_ranks
 from ..noise import NoiseTable
 from ..optim import Adam
-from ._strategy import Samples, Strategy, default_popsize
+from ._strategy import FixedSigma, Samples, Strategy, default_popsize
 
 
-class OpenES(Strategy):
+class OpenES(FixedSigma, Strategy):
     """OpenAI-ES: ``es = OpenES(mu, sigma=0.02)``; ``x = es.ask()``; ``es.tell(fitness)`` (maximised)."""
 
     distribution: PairedNormal
@@ -50,16 +52,18 @@ class OpenES(Strategy):
         beta1: float = 0.9,
         beta2: float = 0.999,
         noise: NoiseTable | None = None,
+        **options: Any,
     ) -> None:
         p = PairedNormal(mu, sigma, noise=noise)
         if popsize is None:
             popsize = default_popsize(p.dim) + default_popsize(p.dim) % 2
-        super().__init__(p, popsize, rng)
+        super().__init__(p, popsize, rng, **options)
         if self.popsize % 2:
             raise ValueError(f"popsize must be even for OpenES (mirrored pairs), got {self.popsize}")
         self.estimator = Mean(shaping=centered_ranks)
         self.optimizer = Adam(p, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay)
 
-    def _update(self, x: Samples, f: np.ndarray) -> None:
-        grad = self.estimator(f, x, self.distribution).grad  # g = (1/(n sigma)) sum_i F_i eps_i
-        self.optimizer.step(grad)  # Adam on g - weight_decay * mu
+    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
+        estimate = self.estimator(f, x, self.distribution)
+        self.optimizer.step(estimate.grad)  # Adam on g - weight_decay * mu, g = (1/(n sigma)) sum_i F_i eps_i
+        return estimate

@@ -34,11 +34,13 @@ paper's max-reward normalisation.  popsize 4 + floor(3 ln d), rounded up to even
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._checks import RNGLike
 from ..distributions import PairedNormal
-from ..estimators import Mean, centered_ranks
+from ..estimators import Estimate, Mean, centered_ranks
 from ..noise import NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 from .snes import diagonal_sigma
@@ -96,11 +98,12 @@ class PGPE(Strategy):
         momentum: float = 0.9,
         sigma_max_change: float = 0.2,
         noise: NoiseTable | None = None,
+        **options: Any,
     ) -> None:
         p = PairedNormal(mu, diagonal_sigma(mu, sigma), learn_sigma=True, noise=noise)
         if popsize is None:
             popsize = default_popsize(p.dim) + default_popsize(p.dim) % 2
-        super().__init__(p, popsize, rng)
+        super().__init__(p, popsize, rng, **options)
         if self.popsize % 2:
             raise ValueError(f"popsize must be even for PGPE (symmetric pairs), got {self.popsize}")
         self.lr_mu = positive("lr_mu", lr_mu)
@@ -116,12 +119,17 @@ class PGPE(Strategy):
 
     @property
     def sigma(self) -> np.ndarray:
+        """One step size per coordinate, shape (d,) (a copy)."""
         return self.distribution.params["sigma"].copy()
 
-    def _update(self, x: Samples, f: np.ndarray) -> None:
+    def _widths(self) -> np.ndarray:
+        return self.distribution.params["sigma"]
+
+    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
         p = self.distribution
         mu, sigma = p.params["mu"], p.params["sigma"]
-        grad = self.estimator(f, x, p).grad
+        estimate = self.estimator(f, x, p)
+        grad = estimate.grad
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
             # PGPE's g = sigma^2 * Mean's, as sigma (sigma g): sigma^2 alone overflows float32 at sigma = 1e30
             g_mu, g_sigma = sigma * (sigma * grad["mu"]), sigma * (sigma * grad["sigma"])
@@ -133,3 +141,4 @@ class PGPE(Strategy):
         write_params("PGPE", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma, max_speed")
         if self.clipup is not None and velocity is not None:
             self.clipup.velocity = velocity  # ClipUp's state changes only with the parameters
+        return estimate

@@ -25,12 +25,13 @@ eta_sigma = (3 + ln d) / (5 sqrt d).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .._checks import RNGLike, as_float_array
 from ..distributions import Normal
-from ..estimators import Mean, nes_utilities
+from ..estimators import Estimate, Mean, nes_utilities
 from ..noise import NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
@@ -58,23 +59,30 @@ class SNES(Strategy):
         lr_mu: float = 1.0,
         lr_sigma: float | None = None,
         noise: NoiseTable | None = None,
+        **options: Any,
     ) -> None:
         p = Normal(mu, diagonal_sigma(mu, sigma), learn_sigma=True, noise=noise)
         d = p.dim
-        super().__init__(p, default_popsize(d) if popsize is None else popsize, rng)
+        super().__init__(p, default_popsize(d) if popsize is None else popsize, rng, **options)
         self.lr_mu = positive("lr_mu", lr_mu)
         self.lr_sigma = positive("lr_sigma", (3 + math.log(d)) / (5 * math.sqrt(d)) if lr_sigma is None else lr_sigma)
         self.estimator = Mean(shaping=nes_utilities)
 
     @property
     def sigma(self) -> np.ndarray:
+        """One step size per coordinate, shape (d,) (a copy)."""
         return self.distribution.params["sigma"].copy()
 
-    def _update(self, x: Samples, f: np.ndarray) -> None:
+    def _widths(self) -> np.ndarray:
+        return self.distribution.params["sigma"]
+
+    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
         p, n = self.distribution, self.popsize
-        natural = p._natural(self.estimator(f, x, p).grad)  # natural_gradient of a checked gradient
+        estimate = self.estimator(f, x, p)
+        natural = p._natural(estimate.grad)  # natural_gradient of a checked gradient
         mu, sigma = p.params["mu"], p.params["sigma"]
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
             new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
             new_sigma = sigma * np.exp(self.lr_sigma * n * natural["sigma"] / sigma)  # exp(eta/2 sum u_k (z^2 - 1))
         write_params("SNES", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma")
+        return estimate

@@ -35,12 +35,13 @@ eta_sigma = eta_B = 3 (3 + ln d) / (5 d sqrt d).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .._checks import RNGLike, as_float_array
 from ..distributions import MultivariateNormal
-from ..estimators import Mean, nes_utilities
+from ..estimators import Estimate, Mean, nes_utilities
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
 
@@ -78,10 +79,13 @@ class XNES(Strategy):
         lr_sigma: float | None = None,
         lr_B: float | None = None,
         separable: bool = False,
+        tolconditioncov: float | None = 1e14,
+        **options: Any,
     ) -> None:
         p = MultivariateNormal(mu, initial_factor(mu, sigma), learn_scale=True)
         d = p.dim
-        super().__init__(p, default_popsize(d) if popsize is None else popsize, rng)
+        super().__init__(p, default_popsize(d) if popsize is None else popsize, rng, **options)
+        self.tolconditioncov = None if tolconditioncov is None else positive("tolconditioncov", tolconditioncov)
         default_lr = 3 * (3 + math.log(d)) / (5 * d * math.sqrt(d))
         self.lr_mu = positive("lr_mu", lr_mu)
         self.lr_sigma = positive("lr_sigma", default_lr if lr_sigma is None else lr_sigma)
@@ -94,10 +98,22 @@ class XNES(Strategy):
         """The step size sigma = det(A)^(1/d) (geometric mean of L's diagonal)."""
         return float(np.exp(np.mean(np.log(np.diagonal(self.distribution.scale_tril)))))
 
-    def _update(self, x: Samples, f: np.ndarray) -> None:
+    def _widths(self) -> np.ndarray:
+        return np.sqrt(np.einsum("ij,ij->i", self.distribution.scale_tril, self.distribution.scale_tril))
+
+    def _own_stop(self) -> dict[str, float]:
+        """``tolconditioncov``: the condition number of the covariance A A^T above the threshold (pycma's 1e14)."""
+        if self.tolconditioncov is None:
+            return {}
+        s = np.linalg.svd(self.distribution.scale_tril, compute_uv=False)
+        well_conditioned = s[-1] > 0 and (s[0] / s[-1]) ** 2 <= self.tolconditioncov
+        return {} if well_conditioned else {"tolconditioncov": self.tolconditioncov}
+
+    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
         p, n, d = self.distribution, self.popsize, self.distribution.dim
         A = p.scale_tril
-        u = n * self.estimator(f, x, p).weights  # NES utilities u_k
+        estimate = self.estimator(f, x, p)
+        u = n * estimate.weights  # NES utilities u_k
         z = p.whiten(x)  # z_k = A^{-1} (x_k - mu)
         rates = "lr_mu, lr_sigma, lr_B"
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # checked below, before any write
@@ -119,6 +135,7 @@ class XNES(Strategy):
             if not np.all(np.isfinite(new_a)) or not np.all(np.diagonal(new_a) > 0):
                 raise ValueError(f"XNES: the updated factor is not finite; rescale the fitness or lower {rates}")
         write_params("XNES", p.params, {"mu": new_mu, "scale_tril": new_a}, rates)
+        return estimate
 
 
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: beyond it the factor's update overflows float64
