@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import npevograd as ng
-import npevograd.parallel
 import npevograd.algorithms as alg
+import npevograd.parallel
 from npevograd.algorithms import PGPE, SNES, XNES, EvolvabilityES, OpenES
 
 OFF = {"tolfun": None, "tolfunhist": None, "tolx": None, "tolflatfitness": None, "tolstagnation": None}
@@ -49,7 +49,7 @@ def first_firing(es, fitness, name, condition, generations):
     return first
 
 
-# -- each stop criterion fires on its case, and not before ------------------------------------------------------------
+# -- each stop criterion fires on its case, and not before
 def test_tolupsigma_ends_the_sign_mistake_within_a_bounded_number_of_generations():
     # maximising the convex sum(x^2) (a minimisation told as a maximisation) widens SNES without end
     es = SNES(np.zeros(3), 1.0, rng=0, maxiter=None)
@@ -169,7 +169,7 @@ def test_stop_is_empty_before_the_first_tell_and_in_a_fresh_run():
         assert es.stop() == {}
 
 
-# -- minimize, nan_policy, bounds ---------------------------------------------------------------------------------------
+# -- minimize, nan_policy, bounds
 @pytest.mark.parametrize("kind", RANKED)
 def test_minimize_equals_maximising_the_negated_fitness_bit_for_bit(kind):
     low, high = make(kind, minimize=True), make(kind)
@@ -249,7 +249,7 @@ def test_bounds_penalty_is_the_squared_distance_in_widths_times_twice_the_iqr_ov
     np.testing.assert_array_equal(es.distribution.params["sigma"], twin.distribution.params["sigma"])
 
 
-# -- result, counters, mean/sigma, estimate -----------------------------------------------------------------------------
+# -- result, counters, mean/sigma, estimate
 @pytest.mark.parametrize(
     ("kind", "sigma_shape"),
     [("snes", (4,)), ("pgpe", (4,)), ("xnes", ()), ("openes", ()), ("evolvability", ())],
@@ -293,7 +293,7 @@ def test_snes_estimate_is_the_nes_mean_estimate_of_the_told_fitness():
         np.testing.assert_array_equal(es.estimate.grad[name], expected.grad[name])
 
 
-# -- the strategies' new options: bad arguments are clear errors ----------------------------------------------------
+# -- the strategies' new options: bad arguments are clear errors
 @pytest.mark.parametrize(
     ("kw", "error", "message"),
     [
@@ -320,7 +320,7 @@ def test_nan_policy_worst_is_refused_by_a_strategy_that_uses_values():
         EvolvabilityES(np.zeros(2), popsize=10, nan_policy="worst")
 
 
-# -- optimize -----------------------------------------------------------------------------------------------------------
+# -- optimize
 def test_optimize_is_the_ask_tell_loop_with_its_result():
     result = ng.optimize(sphere, np.ones(4), 0.5, method="snes", rng=7, ftarget=1e-10)
     es = SNES(np.ones(4), 0.5, rng=7, minimize=True, ftarget=1e-10)

@@ -140,7 +140,7 @@ class Restarts:
         self._stopped: dict[str, float] = {}
         self._start(self.x0, None, "first", 1.0, None)
 
-    # -- the current run ---------------------------------------------------------------------------------------------
+    # -- the current run
     def _start(self, x0: np.ndarray, popsize: int | None, regime: str, sigma_scale: float, maxiter: int | None) -> None:
         child = np.random.default_rng(int(self.rng.integers(2**63)))
         if self._sigma_scale:
