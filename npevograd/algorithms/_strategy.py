@@ -61,6 +61,14 @@ class SampleOverflow(ValueError):
 SAMPLE_REACH = 64.0
 
 
+def gaussian_params(distribution: Distribution) -> dict[str, np.ndarray]:
+    """The distribution's parameters, with a fixed (not learnt) ``sigma`` of a ``Normal`` added as ``"sigma"``."""
+    params = distribution.params
+    if isinstance(distribution, Normal) and "sigma" not in params:
+        return {**params, "sigma": distribution.sigma}
+    return params
+
+
 def sample_spread(params: dict[str, np.ndarray]) -> np.ndarray | None:
     """How far a sample reaches from mu per unit draw, per coordinate: |sigma_i| or sum_j |L_ij|; None if unknown."""
     if "sigma" in params:
@@ -279,7 +287,7 @@ class Strategy:
         name = type(self).__name__
         if self._overflow is not None:
             raise ValueError(f"{name} has stopped (es.stop() -> 'overflow'): {self._overflow}")
-        risk = overflow_risk(self.distribution.params)
+        risk = overflow_risk(gaussian_params(self.distribution))
         if risk is not None:
             raise ValueError(f"{name}.ask(): {risk}; start from a smaller sigma or mu")
 
@@ -421,7 +429,7 @@ def check_plausible(distribution: Distribution, x: np.ndarray) -> None:
     genuine samples is refused with probability below n x 1e-12.  Costs one whitening (O(n d), or the
     triangular solve of a full factor).  Other distributions are not checked.
     """
-    params = distribution.params
+    params = gaussian_params(distribution)
     whiten = getattr(distribution, "whiten", None)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if whiten is not None:
