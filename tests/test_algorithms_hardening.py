@@ -4,6 +4,7 @@ options that were ignored (13, 14), and rows told that the distribution would ne
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -183,3 +184,36 @@ def test_parallel_evaluate_samples_are_accepted_by_tell():
     evaluation = ng.parallel.evaluate(lambda x: -(x**2).sum(1), es.distribution, es.popsize, es.rng)
     es.tell(evaluation.fitness, x=evaluation.samples)
     assert es.generation == 1
+
+
+# -- defects the strategy fuzz (tests/test_fuzz_strategies.py) found in the run layer, each fixed at the root ---------
+def test_float32_samples_repaired_into_a_box_stay_float32_and_inside_it():
+    es = SNES(np.zeros(3, dtype=np.float32), 1.0, rng=0, bounds=(-0.1, 0.1))
+    x = es.ask()
+    assert x.dtype == np.float32  # np.clip against float64 sides used to return float64
+    assert np.all(x >= -0.1) and np.all(x <= 0.1)  # the sides are rounded inward to float32
+    assert np.any(x == np.float32(np.nextafter(np.float32(-0.1), np.float32(1))))
+
+
+@pytest.mark.parametrize("kind", ["snes", "pgpe", "openes"])
+def test_extreme_fitness_and_float32_widths_raise_no_runtime_warning(kind):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        es = BUILDERS[kind](np.zeros(2, dtype=np.float32), 1e30, bounds=(-1.0, 0.0))  # sigma 1e30 in float32
+        es.ask()
+        f = np.zeros(es.popsize)
+        f[1:] = 1.7e308  # ranges and medians of these costs overflow in a naive sum
+        es.tell(f)
+        assert all(type(v) is float for v in es.stop().values())
+
+
+def test_a_bound_penalty_that_overflows_ranks_the_sample_worst():
+    es = SNES(np.zeros(2), 0.5, rng=1, popsize=6, bounds=(-0.5, 0.5), minimize=True)
+    x = es.ask()
+    raw = es._population
+    f = np.array([-1.7e308, -1.6e308, -1e308, 1e308, 1.6e308, 1.7e308])  # IQR 2e308: each penalty overflows
+    costs, failed = es._costs(raw, f)
+    outside = np.any(raw != x, axis=1)
+    assert 0 < outside.sum() < 6
+    assert failed == 0 and np.all(np.isfinite(costs))
+    assert np.all(costs[outside] > costs[~outside].max()) and len(set(costs[outside])) == 1

@@ -324,17 +324,20 @@ class Strategy:
         return arr
 
     def _costs(self, samples: Samples, raw: np.ndarray) -> tuple[np.ndarray, int]:
-        """The fitness as costs (lower is better): the sign, the bound penalty, failed evaluations ranked worst."""
+        """The fitness as costs (lower is better): the sign, the bound penalty, failed evaluations ranked worst.
+
+        A penalised cost that overflows (a fitness near the largest float outside the box) ranks worst too.
+        """
         costs = raw if self.minimize else -raw
+        failed = int(raw.size - np.count_nonzero(np.isfinite(raw)))  # 0 unless nan_policy="worst"
         if self.bounds is not None:
             x = self._rows(samples)
-            costs = costs + self.bounds.penalty(x, self.bounds.repair(x), costs, self._widths())
-        if self.nan_policy == "raise":
-            return costs, 0
+            with np.errstate(over="ignore", invalid="ignore"):  # a penalised cost beyond the largest float: worst
+                costs = costs + self.bounds.penalty(x, self.bounds.repair(x), costs, self._widths())
         ok = np.isfinite(costs)
         if ok.all():
-            return costs, 0
-        return worst_for_failed(costs, ok), int(ok.size - ok.sum())
+            return costs, failed
+        return worst_for_failed(costs, ok), failed
 
     def _rows(self, samples: Samples) -> np.ndarray:
         if isinstance(samples, EncodedSamples):
