@@ -13,7 +13,7 @@ from ._strategy import Best, Result, Strategy
 from .evolvability import EvolvabilityES
 from .open_es import OpenES
 from .pgpe import PGPE, ClipUp
-from .restarts import RestartResult, Restarts, restart
+from .restarts import RestartResult, Restarts, StrategyFactory, restart
 from .run import optimize
 from .snes import SNES
 from .xnes import XNES
@@ -30,6 +30,7 @@ __all__ = [
     "Restarts",
     "Result",
     "Strategy",
+    "StrategyFactory",
     "optimize",
     "restart",
 ]

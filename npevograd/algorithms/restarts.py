@@ -256,6 +256,25 @@ class Restarts:
         return f"Restarts({self.regime}, run {len(self.runs) + 1}, popsize={self.strategy.popsize})"
 
 
+@dataclass(frozen=True)
+class StrategyFactory:
+    """``factory(x0, popsize, rng, sigma_scale)``: ``cls(x0, sigma0 * sigma_scale, popsize=, rng=, **options)``.
+
+    Picklable, so a ``Restarts`` built on it checkpoints.  ``popsize`` None: ``default_popsize`` (None: the
+    strategy's own default).
+    """
+
+    cls: type[Strategy]
+    sigma0: Any
+    default_popsize: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, x0: np.ndarray, popsize: int | None, rng: RNGLike, sigma_scale: float = 1.0) -> Strategy:
+        sigma = self.sigma0 if sigma_scale == 1.0 else np.asarray(self.sigma0, dtype=np.float64) * sigma_scale
+        popsize = self.default_popsize if popsize is None else popsize
+        return self.cls(x0, sigma, popsize=popsize, rng=rng, **self.options)
+
+
 def _parameters(factory: Callable[..., Any]) -> set[str]:
     try:
         return set(inspect.signature(factory).parameters)

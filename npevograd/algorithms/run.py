@@ -22,7 +22,6 @@ With an ``executor`` the population is split into batches evaluated there
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -31,7 +30,7 @@ from .._checks import RNGLike, as_float_array, check_sample_count
 from ._bounds import Box
 from ._loop import drive
 from ._strategy import Result, Strategy
-from .restarts import REGIMES, Restarts
+from .restarts import REGIMES, Restarts, StrategyFactory
 
 # method name -> class name in npevograd.algorithms, resolved when called (CMA-ES arrives in its own module)
 METHODS = {
@@ -67,25 +66,6 @@ def strategy_class(method: object) -> type[Strategy]:
             f"the available methods are {available_methods()}"
         )
     return cls
-
-
-@dataclass(frozen=True)
-class StrategyFactory:
-    """``factory(x0, popsize, rng, sigma_scale)``: ``cls(x0, sigma0 * sigma_scale, popsize=, rng=, **options)``.
-
-    Picklable, so a ``Restarts`` built on it checkpoints.  ``popsize`` None: ``default_popsize`` (None: the
-    strategy's own default).
-    """
-
-    cls: type[Strategy]
-    sigma0: Any
-    default_popsize: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, x0: np.ndarray, popsize: int | None, rng: RNGLike, sigma_scale: float = 1.0) -> Strategy:
-        sigma = self.sigma0 if sigma_scale == 1.0 else np.asarray(self.sigma0, dtype=np.float64) * sigma_scale
-        popsize = self.default_popsize if popsize is None else popsize
-        return self.cls(x0, sigma, popsize=popsize, rng=rng, **self.options)
 
 
 def optimize(
