@@ -439,3 +439,15 @@ def test_optimize_names_a_missing_cma_class_clearly(monkeypatch):
 
 def test_ng_optimize_is_the_algorithms_one():
     assert ng.optimize is alg.optimize and alg.restart.__module__ == "npevograd.algorithms.restarts"
+
+
+def test_progress_lines_count_the_failed_evaluations_of_their_generation(capsys):
+    def half_failing(x):
+        f = sphere(x)
+        f[::2] = np.nan
+        return f
+
+    result = ng.optimize(half_failing, np.ones(3), 0.5, popsize=8, rng=0, nan_policy="worst", maxiter=4, verbose=1)
+    lines = capsys.readouterr().out.splitlines()[2:-1]
+    assert len(lines) == 4 and all(line.endswith("  4 failed") for line in lines)
+    assert result.failed == 16 and result.stop == {"maxiter": 4.0}

@@ -69,7 +69,10 @@ def axis_ratio(es: Strategy) -> float | None:
 
 
 class Progress:
-    """pycma-style ``disp()`` lines: generation, evaluations, best f, axis ratio, sigma, min and max width, time."""
+    """pycma-style ``disp()`` lines: generation, evaluations, best f, axis ratio, sigma, min and max width, time.
+
+    A generation with failed evaluations ranked worst (``nan_policy="worst"``) ends its line with their count.
+    """
 
     HEADER = "Iterat #Fevals   function value  axis ratio  sigma  min&max std  t[m:s]"
 
@@ -93,7 +96,7 @@ class Progress:
             f"{es.generation:6d} {evaluations:7d} {es.result.fbest:+.9e} "
             f"{'-' if ratio is None else f'{ratio:.1e}':>7s} {float(np.max(sigma)):.2e} "
             f"{float(np.min(widths)):.0e} {float(np.max(widths)):.0e} "
-            f"{int(seconds // 60)}:{seconds % 60:04.1f}",
+            f"{int(seconds // 60)}:{seconds % 60:04.1f}" + (f"  {es.failed_last} failed" if es.failed_last else ""),
             flush=True,
         )
 

@@ -39,7 +39,9 @@ DEFAULT_LR = {"variance": 0.03, "entropy": 0.1}
 class EvolvabilityES(FixedSigma, Strategy):
     """MaxVar / MaxEnt: ``es = EvolvabilityES(mu, kind="entropy")``; ``x = es.ask()``; ``es.tell(b)``.
 
-    ``minimize=True`` descends J instead.  Its stop criteria read ``n w_i`` (the per-sample
+    ``minimize=True`` descends J instead.  With ``bounds`` the behaviours are evaluated at the repaired
+    samples and no penalty is added (there is no fitness to penalise): the gradient is that of J of
+    b(pi(x)), the score taken at the unrepaired draws.  Its stop criteria read ``n w_i`` (the per-sample
     weights of the last estimate, in the maximised sense) as the population's fitness;
     ``nan_policy="worst"`` is refused (the estimators use the behaviours' values, not ranks).
     """
