@@ -78,5 +78,6 @@ __all__ = [
     "expectation",
     "gradient_stderr",
     "nes_utilities",
+    "optimize",
     "zscore",
 ]
