@@ -238,8 +238,8 @@ class Restarts:
         """The best over all runs, the total counts, the last run's mean and sigma, the stop reasons and the runs."""
         es = self.strategy
         xbest, fbest = self._best()
-        current = Run(self.run_regime, es.popsize, es.evaluations, es.generation, es.result.fbest, self._run_stop())
         last = es.result
+        current = Run(self.run_regime, es.popsize, es.evaluations, es.generation, last.fbest, self._run_stop())
         return RestartResult(
             xbest=xbest,
             fbest=fbest,
