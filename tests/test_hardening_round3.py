@@ -73,3 +73,70 @@ def test_defect_9_a_valid_factor_that_lu_calls_singular_is_solved():
     np.testing.assert_allclose(p.whiten(x), [[1.0, 0.0]], atol=1e-12)
     score = p.score(np.array([[0.0, 0.0]]))  # u = v = 0: d/dL = -diag(1/L_jj)
     np.testing.assert_allclose(score["scale_tril"][0], -np.diag([1e200, 1e200]), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- defects 4 and 11: values under ratios
+
+
+def _reuse_case(shift: float, n: int = 40):
+    """Samples of p and log q(x) = log p(x) - shift: every ratio rho_i = e^shift (up to the rounding of the shift)."""
+    p = ng.Normal(np.zeros(3), 1.0, learn_sigma=True)
+    x = p.sample(n, rng=0)
+    return p, x, p.log_prob(x) - shift
+
+
+def test_defect_4_mean_with_a_baseline_is_exact_where_the_terms_overflow():
+    """Defect 4: Mean(baseline='mean')(1e300, ratios e^700).value was nan; exactly 1e300 (the baseline cancels)."""
+    p, x, lq = _reuse_case(700.0)
+    for baseline in ("mean", "loo"):
+        r = ng.Mean(baseline=baseline)(np.full(40, 1e300), x, p, log_proposal=lq)
+        assert r.value == 1e300
+        assert all(np.array_equal(g, np.zeros_like(g)) for g in r.grad.values())
+
+
+def test_defect_4_mean_value_is_finite_where_the_sum_of_terms_overflows():
+    """Defect 4: Mean()(1e300, ratios e^16).value was inf; exactly 1e300 * mean(rho) = 8.9e306, grad finite."""
+    p, x, lq = _reuse_case(16.0)
+    r = ng.Mean()(np.full(40, 1e300), x, p, log_proposal=lq)
+    np.testing.assert_allclose(r.value, 1e300 * math.exp(16.0), rtol=1e-12)
+    assert all(np.isfinite(g).all() for g in r.grad.values())
+
+
+def test_defect_4_entropy_value_under_huge_ratios_follows_its_scaling_law():
+    """Defect 4: Entropy()(..., ratios e^702).value was -inf; about -5e307, as J(c r) = c (J(r) - log(c) sum r / n)."""
+    behaviours = np.sin(np.arange(40.0))
+    p, x, lq = _reuse_case(0.0)
+    base = ng.Entropy()(behaviours, x, p, log_proposal=lq)  # rho = 1 exactly
+    shifted = ng.Entropy()(behaviours, x, p, log_proposal=lq - 702.0)
+    c = float(np.mean(shifted.ratios))
+    np.testing.assert_allclose(np.ptp(shifted.ratios) / c, 0.0, atol=1e-12)  # a common ratio factor
+    np.testing.assert_allclose(shifted.value, c * (base.value - math.log(c)), rtol=1e-10)
+    assert -1e308 < shifted.value < -1e307
+
+
+def test_defect_4_a_value_that_itself_overflows_is_named():
+    """Defect 4: where J itself exceeds float64 the error says so, instead of returning inf."""
+    p, x, lq = _reuse_case(700.0)
+    with pytest.raises(ValueError, match="Mean: the objective J under these importance ratios is inf"):
+        ng.Mean()(np.full(40, 1e300), x, p, log_proposal=lq)
+
+
+def test_defect_11_normalized_mean_with_huge_values_and_ratios_is_exact():
+    """Defect 11: Mean(normalize=True), values 1e300, ratios e^16 raised 'w must be finite'; exact J = 1e300, grad 0."""
+    p, x, lq = _reuse_case(16.0)
+    r = ng.Mean(normalize=True)(np.full(40, 1e300), x, p, log_proposal=lq)
+    assert r.value == 1e300
+    assert all(np.array_equal(g, np.zeros_like(g)) for g in r.grad.values())
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_defect_11_overflowing_weights_name_the_estimator_and_the_values_not_w(reuse):
+    """Defect 11: 'w must be finite' named an internal variable; now the estimator, the sample and the cause."""
+    p, x, lq = _reuse_case(5.0 if reuse else 0.0, n=4)
+    values = np.array([1.7e308, -1.7e308, 1.7e308, -1.7e308])  # J = 0 exactly; a weight overflows
+    if reuse:
+        with pytest.raises(ValueError, match=r"Mean: the weight of sample 0 overflows .*importance ratio rho_i"):
+            ng.Mean()(values, x, p, log_proposal=lq)
+    else:
+        with pytest.raises(ValueError, match=r"Mean: the weight of sample 0 overflows .*dJ/dr_i at r = 1.*values"):
+            ng.Mean(baseline="loo")(values, x, p)

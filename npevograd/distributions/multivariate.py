@@ -71,6 +71,7 @@ from .._checks import (
 )
 from ..sampling import standard_normal
 from ._base import Distribution, Grad, beyond_limit
+from ._scaled import split
 
 
 def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
@@ -90,15 +91,6 @@ def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nd
     if info != 0:  # cannot happen: the diagonal is checked positive and normal
         raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK trtrs info={info})")
     return solved if rhs.ndim == 2 else solved[:, 0]
-
-
-def _split(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """a = m * 2**e exactly, with max |m| in [0.5, 1) (a all zero or not finite: m = a, e = 0)."""
-    largest = float(np.max(np.abs(a))) if a.size else 0.0
-    if largest == 0 or not math.isfinite(largest):
-        return a, 0
-    exponent = math.frexp(largest)[1]
-    return np.ldexp(a, -exponent).astype(a.dtype, copy=False), exponent
 
 
 def _check_scale_tril(L: np.ndarray, d: int) -> None:
@@ -246,9 +238,9 @@ class MultivariateNormal(Distribution):
         # w u (4e-274 * 1e-100, then / 1e-100) underflows, nor u / L (1e-200 / 1e200, then * 1e100), nor
         # w u u^T (1e200 * 1e100^2, then / 1e200) overflows where the gradient itself does not
         # (float32 inputs in float64: entries 1e-30 beside 1e30 in one vector fit its range, not float32's)
-        w_m, w_e = _split(w.astype(np.float64, copy=False))
-        u_m, u_e = _split(u.astype(np.float64, copy=False))
-        L_m, L_e = _split(L.astype(np.float64, copy=False))
+        w_m, w_e = split(w.astype(np.float64, copy=False))
+        u_m, u_e = split(u.astype(np.float64, copy=False))
+        L_m, L_e = split(L.astype(np.float64, copy=False))
         grad = {"mu": np.ldexp(_solve_lower(L_m, w_m @ u_m, transpose=True), w_e + u_e - L_e)}  # L^{-T} sum w_i u_i
         if self.learn_scale:
             c = (u_m * w_m[:, None]).T @ u_m  # C = sum_i w_i u_i u_i^T, in mantissa parts
