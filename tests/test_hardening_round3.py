@@ -1,6 +1,7 @@
 """Issue 25 (hardening, third round): one regression test per defect outside ``algorithms/``, by defect number.
 
-Each test's docstring names its defect; the issue text is the bug report.
+Each test's docstring names its defect; the issue text is the bug report.  ``python tests/test_hardening_round3.py``
+prints how long ``evaluate`` takes to raise defect 1's clear error on a one-worker Dask LocalCluster.
 """
 
 from __future__ import annotations
@@ -140,3 +141,164 @@ def test_defect_11_overflowing_weights_name_the_estimator_and_the_values_not_w(r
     else:
         with pytest.raises(ValueError, match=r"Mean: the weight of sample 0 overflows .*dJ/dr_i at r = 1.*values"):
             ng.Mean(baseline="loo")(values, x, p)
+
+
+# --------------------------------------------------------------------------- defects 1, 10, 13 and "Also": parallel
+
+CLIENT_ONLY = "npevograd_round3_client_only"  # a module in this process's sys.modules only, not the workers'
+
+
+def _client_only_fitness(x: np.ndarray) -> np.ndarray:
+    return -np.sum(x**2, axis=1)
+
+
+def _install_client_only() -> None:
+    import sys
+    import types
+
+    module = types.ModuleType(CLIENT_ONLY)
+    module.fitness = _client_only_fitness  # type: ignore[attr-defined]
+    sys.modules[CLIENT_ONLY] = module
+
+
+class ClientOnlyFitness:
+    """Unpickles by importing a module the workers lack: fine here, ModuleNotFoundError on a worker."""
+
+    def __reduce__(self):
+        import importlib
+
+        return (importlib.import_module, (CLIENT_ONLY,))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return _client_only_fitness(x)
+
+
+def slow_first_all_fail(x: np.ndarray) -> np.ndarray:
+    """Raises on every sample; the batch holding sample 0 (x[:, 0] == FIRST) raises 0.3 s later than the others."""
+    import time
+
+    if np.any(x[:, 0] == FIRST):
+        time.sleep(0.3)
+    raise ArithmeticError("fitness fails everywhere")
+
+
+P_PARALLEL = ng.Normal(np.zeros(3), 1.0)
+FIRST = float(P_PARALLEL.sample(1, rng=np.random.default_rng(11))[0, 0])  # sample 0 of the draw below
+
+
+@pytest.fixture(scope="module")
+def forkserver_pool():
+    import multiprocessing
+
+    from npevograd.parallel import ProcessPool
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPool(2, mp_context=multiprocessing.get_context(method)) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def small_dask_cluster():
+    """One worker process (its own sys.modules), one thread: about half a second to start."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_defect_1_a_fitness_dask_workers_cannot_unpickle_is_a_clear_error_not_a_hang(small_dask_cluster):
+    """Defect 1: evaluate() on Dask waited forever for a fitness the workers cannot unpickle; now a TypeError."""
+    import time
+
+    from npevograd.parallel import evaluate
+
+    _install_client_only()
+    executor = small_dask_cluster.get_executor()
+    start = time.perf_counter()
+    with pytest.raises(TypeError, match=rf"cannot be unpickled on the ClientExecutor's workers.*{CLIENT_ONLY}") as info:
+        evaluate(ClientOnlyFitness(), P_PARALLEL, 8, rng=0, executor=executor)
+    assert time.perf_counter() - start < 30  # seconds, generous on a loaded machine (measured: see the report)
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    # the cluster still works, and a fitness it can unpickle (a lambda: Dask pickles it by value) runs
+    values = evaluate(lambda x: -np.sum(x**2, axis=1), P_PARALLEL, 8, rng=0, executor=executor).fitness
+    np.testing.assert_array_equal(values, evaluate(_client_only_fitness, P_PARALLEL, 8, rng=0).fitness)
+
+
+def test_defect_10_a_fitness_pool_workers_cannot_unpickle_names_the_unpickling_error(forkserver_pool):
+    """Defect 10: ProcessPool reported WorkerLostError after three restarts; now the unpickling error, chained."""
+    from npevograd.parallel import evaluate
+
+    _install_client_only()
+    before = forkserver_pool.replacements
+    with pytest.raises(
+        TypeError, match=r"cannot be unpickled on the ProcessPool's workers: ModuleNotFoundError"
+    ) as info:
+        evaluate(ClientOnlyFitness(), P_PARALLEL, 8, rng=0, executor=forkserver_pool)
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    assert "Traceback" in str(info.value.__cause__.__cause__)  # the worker's traceback
+    assert forkserver_pool.replacements == before  # no worker died
+
+
+def test_defect_13_a_lambda_on_a_process_pool_is_named(forkserver_pool):
+    """Defect 13: a lambda fitness on ProcessPool raised a bare AttributeError (can't pickle a local object)."""
+    from npevograd.parallel import evaluate
+
+    with pytest.raises(
+        TypeError, match=r"fitness cannot be pickled to send to the ProcessPool's workers.*module level"
+    ):
+        evaluate(lambda x: x[:, 0], P_PARALLEL, 8, rng=0, executor=forkserver_pool)
+
+
+def test_defect_13_a_shut_down_executor_is_named():
+    """Defect 13: a shut-down executor raised RuntimeError('cannot schedule new futures after shutdown')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from npevograd.parallel import evaluate
+
+    executor = ThreadPoolExecutor(1)
+    executor.shutdown()
+    with pytest.raises(ValueError, match=r"executor \(ThreadPoolExecutor\) has been shut down"):
+        evaluate(_client_only_fitness, P_PARALLEL, 8, rng=0, executor=executor)
+
+
+def test_also_fitness_error_reports_the_lowest_failing_sample_under_a_pool(forkserver_pool):
+    """Also: FitnessError's index followed completion order under pools (sample 10, serial 0); now the lowest."""
+    from npevograd.parallel import FitnessError, evaluate
+
+    for executor in (None, forkserver_pool):
+        with pytest.raises(FitnessError, match="ArithmeticError at sample 0 ") as info:
+            evaluate(slow_first_all_fail, P_PARALLEL, 40, rng=np.random.default_rng(11), executor=executor)
+        assert info.value.index == 0 and info.value.batch == (0, 3)
+
+
+def _time_defect_1(repeats: int = 5) -> None:
+    """Print the seconds from evaluate() to defect 1's TypeError (a fitness the workers cannot unpickle)."""
+    import time
+
+    import distributed
+
+    from npevograd.parallel import evaluate
+
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    _install_client_only()
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            try:
+                evaluate(ClientOnlyFitness(), P_PARALLEL, 64, rng=0, executor=client.get_executor())
+            except TypeError:
+                print(f"defect 1: clear TypeError after {time.perf_counter() - start:.3f} s")
+    finally:
+        client.close()
+        cluster.close()
+
+
+if __name__ == "__main__":
+    _time_defect_1()
