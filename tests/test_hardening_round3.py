@@ -228,6 +228,39 @@ def test_defect_1_a_fitness_dask_workers_cannot_unpickle_is_a_clear_error_not_a_
     np.testing.assert_array_equal(values, evaluate(_client_only_fitness, P_PARALLEL, 8, rng=0).fitness)
 
 
+def _rebuild_outside(client_pid: int) -> SchedulerCannotUnpickle:
+    import os
+
+    if os.getpid() == client_pid:  # this process, where a LocalCluster's scheduler runs
+        raise ModuleNotFoundError("No module named 'workers_only' (raised unpickling the fitness in the client)")
+    return SchedulerCannotUnpickle(client_pid)
+
+
+class SchedulerCannotUnpickle:
+    """Unpickles on the workers but not in this process, where a LocalCluster's scheduler deserializes tasks."""
+
+    def __init__(self, client_pid: int):
+        self.client_pid = client_pid
+
+    def __reduce__(self):
+        return (_rebuild_outside, (self.client_pid,))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return _client_only_fitness(x)
+
+
+def test_defect_13_a_fitness_the_dask_scheduler_cannot_unpickle_is_named(small_dask_cluster):
+    """Defect 13: a Dask scheduler-side unpickling failure was a bare RuntimeError; now a TypeError saying so."""
+    import os
+
+    from npevograd.parallel import evaluate
+
+    with pytest.raises(
+        TypeError, match=r"(?s)fitness cannot be unpickled where the ClientExecutor needs it.*Dask scheduler"
+    ):
+        evaluate(SchedulerCannotUnpickle(os.getpid()), P_PARALLEL, 8, rng=0, executor=small_dask_cluster.get_executor())
+
+
 def test_defect_10_a_fitness_pool_workers_cannot_unpickle_names_the_unpickling_error(forkserver_pool):
     """Defect 10: ProcessPool reported WorkerLostError after three restarts; now the unpickling error, chained."""
     from npevograd.parallel import evaluate

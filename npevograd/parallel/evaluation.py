@@ -407,8 +407,14 @@ def _run_on(
     return done_outcomes, resubmitted
 
 
-def _executor_failure(executor: Executor, batch: tuple[int, int], exc: BaseException) -> RuntimeError:
+def _executor_failure(executor: Executor, batch: tuple[int, int], exc: BaseException) -> Exception:
     """The executor failed a batch without running the fitness (the fitness's own errors come back as values)."""
+    if "deserializ" in str(exc).lower():  # Dask: "Error during deserialization of the task graph"
+        return TypeError(
+            f"fitness cannot be unpickled where the {type(executor).__name__} needs it (samples [{batch[0]}, "
+            f"{batch[1]})): {exc} Most often the fitness needs a module the Dask scheduler cannot import: install "
+            "it there too, or define the fitness in a module every process has"
+        )
     return RuntimeError(
         f"the {type(executor).__name__} failed samples [{batch[0]}, {batch[1]}) before the fitness ran: "
         f"{type(exc).__name__}: {exc}. On Dask this is most often a task the scheduler or a worker could not "
