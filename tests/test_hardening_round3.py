@@ -143,6 +143,49 @@ def test_defect_11_overflowing_weights_name_the_estimator_and_the_values_not_w(r
             ng.Mean(baseline="loo")(values, x, p)
 
 
+# --------------------------------------------------------------------------- defect 8: ReuseBuffer memory
+
+
+def _filled_buffer(k: int, n: int = 10, d: int = 3) -> tuple[ng.ReuseBuffer, int, int]:
+    """A buffer of k generations; returns it with the bytes it holds and log_proposal's peak (tracemalloc)."""
+    import tracemalloc
+
+    p = ng.Normal(np.zeros(d), 1.0, learn_sigma=True)
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    try:
+        buffer = ng.ReuseBuffer(k)
+        for _ in range(k):
+            x = p.sample(n, rng)
+            buffer.add(x, -np.sum(x**2, axis=1), p)
+            p.params["mu"] += 0.01
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        buffer.log_proposal  # noqa: B018
+        peak = tracemalloc.get_traced_memory()[1] - held
+    finally:
+        tracemalloc.stop()
+    return buffer, held, peak
+
+
+def test_defect_8_reuse_buffer_memory_grows_linearly_in_k(monkeypatch):
+    """Defect 8: ReuseBuffer held k^2 n log-densities (200 MB at k = 600); now O(k n), log q in bounded blocks."""
+    from scipy.special import logsumexp
+
+    from npevograd.estimators import reuse
+
+    block = 120 * 100  # k x 100 samples (10 generations) a block: 12 blocks for the 1,200 samples below
+    monkeypatch.setattr(reuse, "BLOCK_ENTRIES", block)
+    small, held_small, _ = _filled_buffer(30)
+    large, held_large, peak_large = _filled_buffer(120)
+    assert held_large / held_small < 4 * 1.5  # k four times larger: linear 4, the old quadratic 16
+    # one block of float64 log-densities and numpy's 64 KB ufunc buffer, not the k x N matrix (1.15 MB)
+    assert peak_large < 8 * block + 2**17
+    snapshots = [g.p for g in large._generations]
+    expected = logsumexp(np.stack([s.log_prob(large.x) for s in snapshots]), axis=0) - math.log(120)
+    np.testing.assert_allclose(large.log_proposal, expected, rtol=1e-13)
+
+
 # --------------------------------------------------------------------------- defects 1, 10, 13 and "Also": parallel
 
 CLIENT_ONLY = "npevograd_round3_client_only"  # a module in this process's sys.modules only, not the workers'
@@ -333,5 +376,18 @@ def _time_defect_1(repeats: int = 5) -> None:
         cluster.close()
 
 
+def _measure_defect_8(k: int = 600) -> None:
+    """Print the ReuseBuffer's memory at k generations of 50 samples, d = 5 (the issue's case)."""
+    import time
+
+    start = time.perf_counter()
+    buffer, held, peak = _filled_buffer(k, n=50, d=5)
+    elapsed = time.perf_counter() - start
+    print(
+        f"defect 8: k={k}, n=50, d=5: holds {held / 1e6:.1f} MB, log_proposal peak {peak / 1e6:.1f} MB, {elapsed:.1f} s"
+    )
+
+
 if __name__ == "__main__":
     _time_defect_1()
+    _measure_defect_8()
