@@ -186,6 +186,142 @@ def test_defect_8_reuse_buffer_memory_grows_linearly_in_k(monkeypatch):
     np.testing.assert_allclose(large.log_proposal, expected, rtol=1e-13)
 
 
+# --------------------------------------------------------------------------- defects 5, 13 and 15: testing
+
+
+class SmallAbsTerm(ng.Mean):
+    """J = sum(f r) / n + c |r_0|^2: abs hides the small term from the complex step (its Im is 0)."""
+
+    def __init__(self, c: float, right: bool):
+        super().__init__()
+        self.c, self.right = c, right
+
+    def objective(self, values, ratios):
+        return np.sum(np.asarray(values) * ratios) / len(values) + self.c * abs(ratios[0]) ** 2
+
+    def weights(self, values, n):
+        value, w = super().weights(values, n)
+        w = w.copy()
+        if self.right:
+            w[0] += 2 * self.c  # d(c |r_0|^2)/dr_0 at r = 1
+        return value + self.c, w
+
+
+@pytest.mark.parametrize("c", [1e-7, 1e-6, 1e-5, 1e-3])
+def test_defect_5_a_small_non_analytic_term_gets_the_right_verdict(c):
+    """Defect 5: for sum(f r)/n + c |r_0|^2 (c 1e-7..1e-5) the right weights failed and the wrong ones passed."""
+    from npevograd.testing import assert_weights_close
+
+    values = np.sin(np.arange(40.0))
+    assert_weights_close(SmallAbsTerm(c, right=True), values)
+    with pytest.raises(AssertionError, match=r"weights: 1 of 40 entries differ.*worst weights\[0\]") as info:
+        assert_weights_close(SmallAbsTerm(c, right=False), values)
+    assert "central differences (objective is not complex-analytic in r: its complex-step derivative" in str(info.value)
+
+
+class Wiggle(ng.Mean):
+    """A term 1e-3 |r_0| sin(1e6 |r_0|): not complex-analytic, and too wiggly for central differences at h ~ 6e-6."""
+
+    def objective(self, values, ratios):
+        r0 = abs(ratios[0])
+        return np.sum(np.asarray(values) * ratios) / len(values) + 1e-3 * r0 * np.sin(1e6 * r0)
+
+
+def test_defect_5_no_verdict_where_neither_derivative_resolves_the_objective():
+    """Defect 5: a verdict is right or says it cannot decide (CannotDecide, an AssertionError)."""
+    from npevograd.testing import assert_weights_close
+    from npevograd.testing._complex_step import CannotDecide
+
+    with pytest.raises(CannotDecide, match=r"Wiggle at r = 1: cannot decide: .*central differences change by"):
+        assert_weights_close(Wiggle(), np.sin(np.arange(10.0)))
+
+
+def _raising_on_complex(error: type[BaseException]) -> ng.Mean:
+    class RealOnly(ng.Mean):
+        def objective(self, values, ratios):
+            if np.iscomplexobj(ratios):
+                raise error("real ratios only")
+            return np.sum(np.asarray(values) * ratios) / len(values)
+
+    return RealOnly()
+
+
+@pytest.mark.parametrize("error", [NotImplementedError, ZeroDivisionError, AttributeError, FloatingPointError])
+def test_defect_13_an_objective_raising_anything_on_complex_ratios_falls_back(error):
+    """Defect 13: NotImplementedError/ZeroDivisionError/AttributeError/FloatingPointError escaped on complex ratios."""
+    from npevograd.testing import assert_weights_close
+
+    values = np.sin(np.arange(6.0))
+    value, w = assert_weights_close(_raising_on_complex(error), values)
+    np.testing.assert_array_equal(w, values / 6)
+
+
+def test_defect_13_an_estimator_without_objective_is_a_type_error():
+    """Defect 13: an Estimator without objective raised NotImplementedError where the docs say TypeError."""
+    from npevograd.testing import assert_weights_close
+
+    class Plain(ng.Estimator):
+        def weights(self, values, n):
+            return 0.0, np.zeros(n)
+
+    with pytest.raises(TypeError, match=r"Plain has no objective\(values, ratios\)"):
+        assert_weights_close(Plain(), np.ones(4))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rtol": "x"}, TypeError, "rtol must be a number >= 0 or None, got str 'x'"),
+        ({"rtol": -1}, ValueError, "rtol must be a finite number >= 0 or None, got -1"),
+        ({"atol": float("nan")}, ValueError, "atol must be a finite number >= 0 or None, got nan"),
+        ({"atol": True}, TypeError, "atol must be a number >= 0 or None, got bool True"),
+    ],
+)
+def test_defect_13_bad_tolerances_are_named(kwargs, error, message):
+    """Defect 13: rtol='x' was not named and rtol=-1 was accepted."""
+    from npevograd.testing import assert_weights_close
+
+    with pytest.raises(error, match=message):
+        assert_weights_close(ng.Mean(), np.ones(4), **kwargs)
+
+
+def test_defect_15_a_nan_objective_is_undecided_without_warnings():
+    """Defect 15: assert_weights_close with a NaN objective leaked RuntimeWarning 'All-NaN slice'."""
+    from npevograd.testing import assert_weights_close
+    from npevograd.testing._complex_step import CannotDecide
+
+    class NaNObjective(ng.Mean):
+        def objective(self, values, ratios):
+            return np.nan * np.sum(ratios)
+
+    class NaNWeights(ng.Mean):
+        def weights(self, values, n):
+            return 0.0, np.full(n, np.nan)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CannotDecide, match="NaNObjective at r = 1: cannot decide: its objective J"):
+            assert_weights_close(NaNObjective(), np.ones(4))
+        with pytest.raises(AssertionError, match="weights: 4 of 4 entries differ; max abs err nan"):
+            assert_weights_close(NaNWeights(), np.ones(4))
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e308, 1.7e308])
+@pytest.mark.parametrize("reuse", [False, True])
+def test_defect_15_entropy_of_behaviours_near_the_limit_warns_nothing(scale, reuse):
+    """Defect 15: Entropy(standardize=False) with behaviours at 1e300 leaked RuntimeWarnings from _kde.py.
+
+    Behaviours that far apart make the kernel the identity: J = log n exactly.
+    """
+    p, x, lq = _reuse_case(0.0)
+    behaviours = np.sin(np.arange(40.0))[:, None] * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kwargs = {"log_proposal": lq} if reuse else {}
+        estimate = ng.Entropy(standardize=False)(behaviours, x, p, **kwargs)
+    np.testing.assert_allclose(estimate.value, math.log(40), rtol=1e-15)
+
+
 # --------------------------------------------------------------------------- defects 1, 10, 13 and "Also": parallel
 
 CLIENT_ONLY = "npevograd_round3_client_only"  # a module in this process's sys.modules only, not the workers'
