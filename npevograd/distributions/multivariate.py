@@ -73,24 +73,45 @@ from ..sampling import standard_normal
 from ._base import Distribution, Grad, beyond_limit
 from ._scaled import split
 
+# Up to this dimension L is solved by substitution in NumPy: LAPACK's trtrs (scipy's OpenBLAS) starts its
+# threads even for a 5 x 5 factor, and interleaved with other work that made log_prob 4 to 8 times slower
+# than LU on the 2-core test machine; above it the solve's own work dominates.
+SUBSTITUTION_MAX_DIM = 16
+
 
 def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
-    """L^{-1} b (or L^{-T} b) for lower-triangular L, b (d,) or (d, m), by a triangular solve (LAPACK trtrs).
+    """L^{-1} b (or L^{-T} b) for lower-triangular L, b (d,) or (d, m): a triangular solve.
 
     A triangular solve, not LU (``np.linalg.solve``): it reads only the triangle and never
     pivots, so a valid factor with a huge off-diagonal entry beside a tiny diagonal
-    (``[[1e-200, 0], [1e200, 1e-200]]``) is solved, where LU calls it singular.  LAPACK's
-    ``trtrs`` is called directly: ``scipy.linalg.solve_triangular`` wraps the same routine
-    with tens of microseconds of checks per call.
+    (``[[1e-200, 0], [1e200, 1e-200]]``) is solved, where LU calls it singular.  Forward (or
+    backward) substitution for small d, LAPACK's ``trtrs`` above ``SUBSTITUTION_MAX_DIM``;
+    both are backward stable.  Entries that overflow come out inf, for the caller's check.
     """
+    rhs = b.astype(L.dtype, copy=False)
+    if L.shape[0] <= SUBSTITUTION_MAX_DIM:
+        return _substitute(L, rhs, transpose)
     from scipy.linalg import lapack  # imported when first used: import npevograd stays light
 
     trtrs = lapack.strtrs if L.dtype == np.float32 else lapack.dtrtrs
-    rhs = b.astype(L.dtype, copy=False)
     solved, info = trtrs(L, rhs if rhs.ndim == 2 else rhs[:, None], lower=1, trans=1 if transpose else 0)
     if info != 0:  # cannot happen: the diagonal is checked positive and normal
         raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK trtrs info={info})")
     return solved if rhs.ndim == 2 else solved[:, 0]
+
+
+def _substitute(L: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+    """Forward substitution u_j = (b_j - L[j, :j] u[:j]) / L_jj, or backward with L^T."""
+    d = L.shape[0]
+    u = np.empty(b.shape, dtype=np.result_type(L, b))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is inf here and reported by the caller
+        if transpose:  # L^T is upper triangular: from the last row up, with column j of L below the diagonal
+            for j in range(d - 1, -1, -1):
+                u[j] = (b[j] - L[j + 1 :, j] @ u[j + 1 :]) / L[j, j]
+        else:
+            for j in range(d):
+                u[j] = (b[j] - L[j, :j] @ u[:j]) / L[j, j]
+    return u
 
 
 def _check_scale_tril(L: np.ndarray, d: int) -> None:
@@ -199,9 +220,8 @@ class MultivariateNormal(Distribution):
         return u.astype(self.dtype, copy=False)
 
     def _may_overflow(self) -> bool:
-        with np.errstate(over="ignore"):
-            row_sums = np.abs(self.scale_tril).sum(axis=1, dtype=np.float64)  # |(L z)_j| <= max|z| sum_k |L_jk|
-        return beyond_limit(self.mu, float(np.max(row_sums)))
+        L = self.params["scale_tril"] if self.learn_scale else self._scale_tril  # checked where sampled
+        return beyond_limit(self.mu, self.dim * float(np.max(np.abs(L))))  # |(L z)_j| <= max|z| d max|L|
 
     def _scale_text(self) -> str:
         scale, mu = float(np.max(np.abs(self.scale_tril))), float(np.max(np.abs(self.mu)))

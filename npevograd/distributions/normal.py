@@ -149,7 +149,8 @@ class Normal(TableEncoding, Distribution):
         return self._checked_sample(n, rng)
 
     def _may_overflow(self) -> bool:
-        return beyond_limit(self.mu, float(np.max(self.sigma)))
+        sigma = self.sigma
+        return beyond_limit(self.mu, sigma.item() if sigma.size == 1 else float(np.max(sigma)))
 
     def _scale_text(self) -> str:
         sigma, mu = float(np.max(self.sigma)), float(np.max(np.abs(self.mu)))
