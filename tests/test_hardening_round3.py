@@ -76,6 +76,20 @@ def test_defect_9_a_valid_factor_that_lu_calls_singular_is_solved():
     np.testing.assert_allclose(score["scale_tril"][0], -np.diag([1e200, 1e200]), rtol=1e-14)
 
 
+@pytest.mark.parametrize("d", [2, 16, 17, 40])  # substitution up to d = 16, LAPACK's trtrs above
+def test_defect_9_both_triangular_solves_handle_the_factor_lu_calls_singular(d):
+    """Defect 9: the same factor's structure at every dimension: tiny diagonal, one huge entry below it."""
+    L = np.eye(d) * 1e-200
+    L[1, 0] = 1e200
+    p = ng.MultivariateNormal(np.zeros(d), L)
+    expected = -d * math.log(1e-200) - 0.5 * d * math.log(2 * math.pi)
+    np.testing.assert_allclose(p.log_prob(np.zeros((3, d))), np.full(3, expected), rtol=1e-14)
+    z = np.random.default_rng(d).standard_normal((4, d))
+    z[:, 0] = 0  # x_1 = 1e200 z_0 + 1e-200 z_1 keeps z_1 only if z_0 = 0 (else 1e-200 z_1 is lost in rounding)
+    x = z @ L.T  # x = L z: whiten gives z back
+    np.testing.assert_allclose(p.whiten(x), z, rtol=1e-9, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- defects 4 and 11: values under ratios
 
 
