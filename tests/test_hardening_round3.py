@@ -489,6 +489,20 @@ def test_defect_13_a_shut_down_executor_is_named():
         evaluate(_client_only_fitness, P_PARALLEL, 8, rng=0, executor=executor)
 
 
+def test_defect_13_a_closed_dask_client_is_named():
+    """Defect 13 (the Dask form of a shut-down executor): ClosedClientError from deep inside submit."""
+    distributed = pytest.importorskip("dask.distributed")
+    from npevograd.parallel import evaluate
+
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    client = distributed.Client(cluster)
+    executor = client.get_executor()
+    client.close()
+    cluster.close()
+    with pytest.raises(ValueError, match=r"executor \(ClientExecutor\) has been shut down.*Client is closed"):
+        evaluate(_client_only_fitness, P_PARALLEL, 8, rng=0, executor=executor)
+
+
 def test_also_fitness_error_reports_the_lowest_failing_sample_under_a_pool(forkserver_pool):
     """Also: FitnessError's index followed completion order under pools (sample 10, serial 0); now the lowest."""
     from npevograd.parallel import FitnessError, evaluate

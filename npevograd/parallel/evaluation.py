@@ -321,16 +321,26 @@ def _check_fitness_reaches_workers(executor: Executor, fitness: Fitness) -> None
 
 
 def _submit(executor: Executor, fn: Callable[..., object], *args: object) -> Future:
-    """``executor.submit``, with a shut-down executor reported as such."""
+    """``executor.submit``, with a shut-down executor (or a closed Dask client) reported as such."""
     try:
         return executor.submit(fn, *args)
-    except RuntimeError as exc:
-        if isinstance(exc, BrokenExecutor) or "shutdown" not in str(exc).lower().replace(" ", ""):
+    except Exception as exc:
+        if not _is_shut_down(exc):
             raise
         raise ValueError(
             f"executor ({type(executor).__name__}) has been shut down and accepts no work: pass a running "
             f"executor, or None to evaluate here ({exc})"
         ) from exc
+
+
+def _is_shut_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (from ``submit``) says the executor was shut down (not that a worker died)."""
+    if isinstance(exc, BrokenExecutor):
+        return False
+    if isinstance(exc, RuntimeError) and "shutdown" in str(exc).lower().replace(" ", ""):
+        return True  # concurrent.futures: "cannot schedule new futures after shutdown"
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(exc, distributed.client.ClosedClientError)
 
 
 def _run_on(
