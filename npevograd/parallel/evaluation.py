@@ -133,10 +133,16 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
-def _raise_failure(failure: _Failure) -> NoReturn:
+def _with_remote_traceback(failure: _Failure) -> BaseException:
+    """The failure's exception; raised in another process, with that process's traceback as its cause."""
     exc = failure.exc
     if exc.__traceback__ is None and failure.traceback:  # raised in another process
         exc.__cause__ = RemoteTraceback(failure.traceback)
+    return exc
+
+
+def _raise_failure(failure: _Failure) -> NoReturn:
+    exc = _with_remote_traceback(failure)
     where = f"sample {failure.index}" if failure.index is not None else "the batch"
     raise FitnessError(
         f"fitness raised {type(exc).__name__} at {where} (batch of samples [{failure.start}, {failure.stop})): {exc}",
@@ -308,15 +314,13 @@ def _check_fitness_reaches_workers(executor: Executor, fitness: Fitness) -> None
     except BrokenExecutor as exc:
         raise _unrecoverable(executor, None) from exc
     if failure is not None:
-        exc = failure.exc
-        if exc.__traceback__ is None and failure.traceback:  # raised in another process
-            exc.__cause__ = RemoteTraceback(failure.traceback)
+        cause = _with_remote_traceback(failure)
         raise TypeError(
-            f"fitness cannot be unpickled on the {type(executor).__name__}'s workers: {type(exc).__name__}: "
-            f"{exc}. It pickles here but not there: most often its class, function or __reduce__ needs a "
+            f"fitness cannot be unpickled on the {type(executor).__name__}'s workers: {type(cause).__name__}: "
+            f"{cause}. It pickles here but not there: most often its class, function or __reduce__ needs a "
             "module the workers cannot import (install it on the workers, or define the fitness in a module "
             "they have)"
-        ) from exc
+        ) from cause
     checked.add(digest)
 
 
