@@ -123,9 +123,13 @@ def _cauchy_derivative(
     return float((on_circle @ roots.conj()).real) / (PROBE_POINTS * radius), float(np.max(np.abs(on_circle)))
 
 
-def _probe(objective: Any, values: object, r: np.ndarray, grad: np.ndarray, allowed: float) -> str:
-    """ "" if the complex-step ``grad`` is confirmed along a random direction to ``PROBE_FRACTION`` of
-    ``allowed`` (the per-entry tolerance), else why it is not."""
+NOT_ANALYTIC = "objective is not complex-analytic in r"
+UNCONFIRMED = "the complex step cannot be confirmed"
+
+
+def _probe(objective: Any, values: object, r: np.ndarray, grad: np.ndarray, allowed: float) -> tuple[str, str]:
+    """("", "") if the complex-step ``grad`` is confirmed along a random direction to ``PROBE_FRACTION`` of
+    ``allowed`` (the per-entry tolerance), else (``NOT_ANALYTIC`` or ``UNCONFIRMED``, why)."""
     rng = np.random.default_rng(0)
     direction = rng.choice([-1.0, 1.0], r.shape[0]) * rng.uniform(0.5, 1.0, r.shape[0]) * r
     along = float(grad @ direction)
@@ -133,18 +137,21 @@ def _probe(objective: Any, values: object, r: np.ndarray, grad: np.ndarray, allo
         contour, largest = _cauchy_derivative(objective, values, r, direction, PROBE_RADIUS)
         half, _ = _cauchy_derivative(objective, values, r, direction, PROBE_RADIUS / 2)
     except Exception as err:
-        return f"it raises on the probe's complex ratios ({type(err).__name__}: {err})"
+        return NOT_ANALYTIC, f"it raises on the probe's complex ratios ({type(err).__name__}: {err})"
     # resolution: the two radii's difference, and the rounding of J on the circle
     resolution = abs(contour - half) + 64 * np.finfo(np.float64).eps * largest / PROBE_RADIUS
     limit = PROBE_FRACTION * allowed * float(np.sqrt(direction @ direction))
     if not abs(along - contour) <= max(limit, resolution):
-        return (
+        return NOT_ANALYTIC, (
             f"its complex-step derivative along a random direction, {along:.6g}, disagrees with Cauchy's "
             f"integral, {contour:.6g}"
         )
     if not resolution <= limit:
-        return f"the probe resolves derivatives only to {resolution:.3g} along its direction, not {limit:.3g}"
-    return ""
+        return (
+            UNCONFIRMED,
+            f"the probe resolves derivatives only to {resolution:.3g} along its direction, not {limit:.3g}",
+        )
+    return "", ""
 
 
 def central_gradient(objective: Any, values: object, r: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -254,16 +261,15 @@ def assert_weights_close(
     if not math.isfinite(j):
         raise CannotDecide(f"{name} at {at}: cannot decide: its objective J(values, r) is {j}")
     reference, reason = complex_step_gradient(objective, values, r)
+    why = NOT_ANALYTIC
     if reference is not None and not np.isfinite(reference).all():
         reference, reason = None, "its complex-step derivative is not finite"
     if reference is not None:
         rtol_ = COMPLEX_STEP_RTOL[dtype] if rtol_given is None else rtol_given
-        reason = _probe(objective, values, r, reference, atol_ + rtol_ * _weight_scale(reference, j, r))
+        why, reason = _probe(objective, values, r, reference, atol_ + rtol_ * _weight_scale(reference, j, r))
     if reference is not None and not reason:
         method = "the complex step"
     else:
-        unconfirmed = reason.startswith("the probe")
-        why = "the complex step cannot be confirmed" if unconfirmed else "objective is not complex-analytic in r"
         method = f"central differences ({why}: {reason})"
         rtol_ = CENTRAL_RTOL[dtype] if rtol_given is None else rtol_given
         reference = central_gradient(objective, values, r)
