@@ -200,6 +200,23 @@ def test_defect_8_reuse_buffer_memory_grows_linearly_in_k(monkeypatch):
     np.testing.assert_allclose(large.log_proposal, expected, rtol=1e-13)
 
 
+def test_defect_8_a_buffer_pickled_with_per_pair_log_densities_still_loads():
+    """Defect 8: buffers pickled before the fix held _ids, _next_id and per-generation log_p; they load and work."""
+    import pickle
+
+    buffer, _, _ = _filled_buffer(3)
+    expected = buffer.log_proposal
+    old_state = dict(vars(buffer), _ids=[0, 1, 2], _next_id=3)  # the attributes the old buffer had
+    del old_state["_log_proposal"]
+    for g in buffer._generations:
+        g.log_p = {i: np.zeros(g.x.shape[0]) for i in range(3)}  # stale values: must not be used
+    buffer.__dict__ = old_state
+    loaded = pickle.loads(pickle.dumps(buffer))
+    assert sorted(vars(loaded)) == ["_generations", "_log_proposal", "k"]
+    assert all(not hasattr(g, "log_p") for g in loaded._generations)
+    np.testing.assert_array_equal(loaded.log_proposal, expected)
+
+
 # --------------------------------------------------------------------------- defects 5, 13 and 15: testing
 
 

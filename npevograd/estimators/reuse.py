@@ -78,6 +78,15 @@ class ReuseBuffer:
         self._generations: list[_Generation] = []
         self._log_proposal: np.ndarray | None = None  # computed when first asked after an add
 
+    def __setstate__(self, state: dict) -> None:
+        """Load a buffer pickled before defect 8's fix: drop its per-pair log-densities (recomputed on demand)."""
+        for stale in ("_ids", "_next_id"):
+            state.pop(stale, None)
+        for g in state.get("_generations", []):
+            vars(g).pop("log_p", None)
+        state.setdefault("_log_proposal", None)
+        self.__dict__.update(state)
+
     def __len__(self) -> int:
         return len(self._generations)
 
