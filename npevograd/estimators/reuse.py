@@ -22,8 +22,8 @@ stored log-densities on the N pooled samples when first asked after an ``add`` (
 per block of samples, k N evaluations in all) in blocks of at most ``BLOCK_ENTRIES``
 log-densities (16 MB), and keeps the result until the next ``add``.  Measured at k = 600,
 n = 50, d = 5 (``python tests/test_hardening_round3.py``, loaded machine): the k x N matrix
-of log p_g(x_h) kept before held 198 MB, and log_proposal peaked at 1.2 GB; now the buffer
-holds 2.4 MB and log_proposal peaks at 36 MB.
+of log p_g(x_h) kept before held 198 MB, and log_proposal peaked at 1.2 GB in all; now the
+buffer holds 2.4 MB and log_proposal adds at most 17 MB to it (tracemalloc).
 ``add`` evaluates the new distribution on the stored samples and the stored distributions
 on the new samples (O(N) evaluations, discarded), so that a sample outside a density's
 range raises there, before the buffer changes.
