@@ -196,6 +196,14 @@ def _generator():
     return module
 
 
+# The pickle was made when MultivariateNormal solved with L by LU (np.linalg.solve); it now uses a triangular
+# solve (issue 25, defect 9), whose rounding differs: measured at most 1.3e-15 absolute (mvn, largest entry
+# 3.35) and 2.2e-16 (xnes, largest entry 0.75), so these two continue within 1e-14 of their largest entry
+# instead of bit for bit; every other object still continues bit for bit.
+SOLVED_BY_TRIANGULAR = ("mvn", "xnes")
+TRIANGULAR_ATOL = 1e-14
+
+
 def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
     stored = _stored()
     assert b"npevograd.normal" in stored["objects"] and b"npevograd.shaping" in stored["objects"]
@@ -203,7 +211,12 @@ def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
     continuation = _generator().continuation
     assert sorted(objects) == sorted(stored["expected"])
     for name, obj in objects.items():
-        np.testing.assert_array_equal(continuation(name, obj), stored["expected"][name], err_msg=name)
+        if name in SOLVED_BY_TRIANGULAR:
+            expected = stored["expected"][name]
+            atol = TRIANGULAR_ATOL * np.max(np.abs(expected))
+            np.testing.assert_allclose(continuation(name, obj), expected, rtol=0, atol=atol, err_msg=name)
+        else:
+            np.testing.assert_array_equal(continuation(name, obj), stored["expected"][name], err_msg=name)
         assert type(obj).__module__.split(".")[1] in LEVELS, type(obj).__module__  # re-pickled by new paths
 
 
