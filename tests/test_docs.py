@@ -23,6 +23,7 @@ from npevograd.estimators import _kde
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "derivations.md"
+REUSE = ROOT / "docs" / "reuse.md"
 
 
 def _load_figures_script() -> ModuleType:
@@ -38,6 +39,10 @@ FIGURES_SCRIPT = _load_figures_script()  # its baselines and behaviour are the t
 
 def doc_text() -> str:
     return DOC.read_text()
+
+
+def reuse_text() -> str:
+    return REUSE.read_text()
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -138,6 +143,174 @@ def test_table_shaping():
     text, claims = table_shaping()
     check_claims(claims)
     assert text in doc_text()
+
+
+# ---------------------------------------------------------------- section 3.1: EvoGrad's ratio node
+
+
+def test_evograd_ratio_node_is_a_magic_box_to_first_order_only():
+    """Issue 23, wrong 3: NormalProbRatio has the magic box's value and mu derivative, not its second derivative."""
+    torch = pytest.importorskip("torch")
+    distributions = pytest.importorskip("evograd.distributions")
+    x = torch.tensor([[0.7], [-1.2], [2.0]], dtype=torch.float32)
+    mu0, sigma = 0.3, 0.8
+    for i in range(len(x)):
+        mu = torch.tensor([mu0], requires_grad=True)
+        node = distributions.NormalProbRatio.apply(mu, sigma, x, lambda descriptors: descriptors)[i]
+        (first,) = torch.autograd.grad(node, mu, create_graph=True)
+        (second,) = torch.autograd.grad(first.sum(), mu)
+        mu = torch.tensor([mu0], requires_grad=True, dtype=torch.float64)
+        log_p = -((x[i].double() - mu) ** 2).sum() / (2 * sigma**2)
+        box = torch.exp(log_p - log_p.detach())  # DiCE's magic box
+        (box_first,) = torch.autograd.grad(box, mu, create_graph=True)
+        (box_second,) = torch.autograd.grad(box_first.sum(), mu)
+        delta = float(x[i, 0]) - mu0
+        assert float(node) == float(box) == 1.0
+        assert float(first) == pytest.approx(float(box_first), rel=1e-6)
+        assert float(first) == pytest.approx(delta / sigma**2, rel=1e-6)
+        assert float(second) == pytest.approx(-1 / sigma**2, rel=1e-6)  # the derivative of its backward formula
+        assert float(box_second) == pytest.approx(delta**2 / sigma**4 - 1 / sigma**2, rel=1e-12)
+        assert abs(float(second) - float(box_second)) > 0.1
+
+
+# ---------------------------------------------------------------- docs/reuse.md: the baselines' table
+
+BASELINE_ESTIMATORS = [
+    ("none", ng.Mean()),
+    ('`"mean"`', ng.Mean(baseline="mean")),
+    ('`"loo"`', ng.Mean(baseline="loo")),
+    ("`normalize`", ng.Mean(normalize=True)),
+]
+
+
+def baseline_gradients(dim: int) -> dict[str, np.ndarray]:
+    """g_mu of each estimator on the same 2000 batches of n = 100 (reuse.md's script; 10-D: f = -||x - 1||^2)."""
+    if dim == 1:
+        p, fitness = ng.Normal(np.array([1.0]), 0.5), lambda x: -((x[:, 0] - 5) ** 2)
+    else:
+        p, fitness = ng.Normal(np.zeros(dim), 1.0), lambda x: -np.square(x - 1).sum(axis=1)
+    rng = np.random.default_rng(0)
+    xs = [p.sample(100, rng) for _ in range(2000)]
+    return {name: np.array([est(fitness(x), x, p).grad["mu"] for x in xs]) for name, est in BASELINE_ESTIMATORS}
+
+
+def table_reuse_baselines() -> tuple[str, list[Claim]]:
+    """Per baseline: the variance of g_mu (summed over entries) and the mean of its first entry, in 1-D and 10-D."""
+    cells: dict[str, list[str]] = {name: [name] for name, _ in BASELINE_ESTIMATORS}
+    exact_row, claims = ["exact mean (and $\\frac{n-1}{n}$ of it)"], []
+    for dim, exact in [(1, 8.0), (10, 2.0)]:  # grad_mu E f = -2 (mu - x*): 2 (5 - 1) and 2 (1 - 0)
+        for name, g in baseline_gradients(dim).items():
+            text, mean, se = mean_se(g[:, 0])
+            cells[name] += [f"{g.var(axis=0, ddof=1).sum():.4g}", text]
+            expected = exact * (0.99 if name in ('`"mean"`', "`normalize`") else 1.0)  # (n - 1)/n, n = 100
+            claims.append((f"{dim}-D {name}", mean, se, expected, True))
+        exact_row += ["", f"{exact:g} ({0.99 * exact:g})"]
+    header = [
+        "baseline",
+        r"1-D: variance of $g_\mu$",
+        r"1-D: mean of $g_\mu$",
+        r"10-D: variance of $g_\mu$ (sum over entries)",
+        r"10-D: mean of $g_{\mu,1}$",
+    ]
+    return markdown(header, [*cells.values(), exact_row]), claims
+
+
+def test_table_reuse_baselines():
+    """reuse.md: the baselines' variance and mean, each mean within 4.5 standard errors of its expectation."""
+    text, claims = table_reuse_baselines()
+    check_claims(claims)
+    assert text in reuse_text()
+
+
+# ---------------------------------------------------------------- section 9.2: z-scores and the tails of f
+
+ZSCORE_FITNESS = {  # name: (f, its limit grad_mu E f / sd(f) at N(0, 1))
+    "$x$": (lambda x: x, 1.0),
+    "$x^3$": (lambda x: x**3, 3 / math.sqrt(15)),
+    "$e^x$": (np.exp, 1 / math.sqrt(math.e - 1)),
+    "$e^{2x}$": (lambda x: np.exp(2 * x), 2 / math.sqrt(math.e**4 - 1)),
+}
+ZSCORE_SIZES = [(5, 40000), (20, 20000), (200, 4000)]  # (n, batches)
+
+
+def table_zscore_tails() -> tuple[str, list[Claim]]:
+    """Mean of the z-scored g_mu at N(0, 1) against grad E f / sd(f): below it for light tails, above for heavy."""
+    rng = np.random.default_rng(20261204)
+    rows, claims = [], []
+    for name, (f, limit) in ZSCORE_FITNESS.items():
+        row = [name]
+        for n, batches in ZSCORE_SIZES:
+            x = rng.standard_normal((batches, n))
+            g = (shaped_weights(f(x), "zscore") * x).sum(axis=1)  # mu = 0, sigma = 1: the score is x
+            text, mean, se = mean_se(g)
+            side = "above" if mean > limit else "below"
+            row.append(f"{text} ({side})")
+            claims.append((f"{name}, n={n}, {side}", mean, se, limit, False))
+        rows.append(row + [f"{limit:.3f}"])
+    header = (
+        ["$f$"]
+        + [f"mean of $g_\\mu$, $n = {n}$" for n, _ in ZSCORE_SIZES]
+        + [r"$\nabla_\mu \mathbb E f/\mathrm{sd}(f)$"]
+    )
+    return markdown(header, rows), claims
+
+
+def test_table_zscore_tails():
+    """Issue 23, wrong 1: the z-scored gradient's finite-n target is a rescaling whose side depends on the tails."""
+    text, claims = table_zscore_tails()
+    check_claims(claims)  # every printed side is beyond 4.5 standard errors of the limit
+    assert text in doc_text()
+    for what, mean, _, limit, _ in claims:
+        assert (mean > limit) == what.endswith("above")
+
+
+# ---------------------------------------------------------------- section 4: NES utilities are O(1/n)
+
+NES_SIZES = [(5, 20000), (20, 20000), (100, 4000), (1000, 400)]
+
+
+def nes_utility_limit() -> float:
+    """lim n E[g_mu] of Mean(shaping=nes_utilities), f increasing, N(0, 1): E[U'(Phi(x)) phi(x)].
+
+    n u_i -> U(G) = 2 max(0, -log(2 (1 - G))) - 1, with G the fitness CDF at x_i.
+    """
+    from scipy import integrate, stats
+
+    def integrand(x: float) -> float:  # U'(G) phi(x)^2 = 2 phi(x)^2 / (1 - Phi(x)) above the median, 0 below
+        return 2 * math.exp(2 * stats.norm.logpdf(x) - stats.norm.logsf(x))
+
+    return float(integrate.quad(integrand, 0, 40)[0])
+
+
+def table_nes_utilities() -> tuple[str, list[Claim], list[tuple[float, float]]]:
+    """Mean(shaping=nes_utilities) and Mean(shaping=centered_ranks), f = x at N(0, 1): the first shrinks like 1/n."""
+    rng = np.random.default_rng(20261205)
+    rows, claims, scaled = [], [], []
+    for n, batches in NES_SIZES:
+        x = rng.standard_normal((batches, n))
+        ranks = x.argsort(axis=1).argsort(axis=1)  # f = x: rank of the fitness
+        utilities = ng.nes_utilities(np.arange(n, dtype=float))[ranks]  # the library's utility of each rank
+        g_nes = (utilities / n * x).sum(axis=1)
+        g_ranks = (shaped_weights(x, "centered_ranks") * x).sum(axis=1)
+        nes_text, nes_mean, nes_se = mean_se(n * g_nes)
+        rank_text, rank_mean, rank_se = mean_se(g_ranks)
+        rows.append([str(n), f"{nes_mean / n:.4f}", nes_text, rank_text])
+        claims.append((f"centered ranks, n={n}", rank_mean, rank_se, 1 / (2 * math.sqrt(math.pi)), True))
+        scaled.append((nes_mean, nes_se))
+    rows.append(["limit", "", f"{nes_utility_limit():.3f}", f"{1 / (2 * math.sqrt(math.pi)):.3f}"])
+    header = ["$n$", "mean of $g_\\mu$, `nes_utilities`", "$n \\times$ that", "mean of $g_\\mu$, `centered_ranks`"]
+    return markdown(header, rows), claims, scaled
+
+
+def test_table_nes_utilities():
+    """Issue 23, wrong 2: NES utilities' gradient is (1/n) grad E[U(G(f))], centered ranks' does not depend on n."""
+    text, claims, scaled = table_nes_utilities()
+    check_claims(claims)
+    assert text in doc_text()
+    limit = nes_utility_limit()
+    for (small, small_se), (large, large_se) in zip(scaled, scaled[1:]):
+        assert large - small > 4.5 * math.hypot(small_se, large_se)  # n E g rises towards the limit ...
+    assert 0 < limit - scaled[-1][0] < 0.02  # ... and is within 2% of it at n = 1000
 
 
 # ---------------------------------------------------------------- section 9: antithetic sampling
@@ -260,7 +433,7 @@ def table_kde_target() -> tuple[str, list[Claim]]:
             values.append(outer.mean())
         v = np.array(values)
         text, mean, se = mean_se(v)
-        rows.append([str(n), text, f"{n * (mean - KDE_LIMIT):.2f}"])
+        rows.append([str(n), text, f"{n * (mean - KDE_LIMIT):.2f} ± {n * se:.2f}"])
         if n != 100:  # at n = 100 the bias, -0.015, is about the 4.5 standard errors of the test
             claims.append((f"n={n}", mean, se, KDE_LIMIT, n == 1000))
     rows.append(["first order in $1/n$", "", f"{KDE_FIRST_ORDER:.2f}"])
@@ -628,6 +801,8 @@ def all_tables() -> list[str]:
         result[0] if isinstance(result, tuple) else result
         for result in (
             table_antithetic(),
+            table_nes_utilities(),
+            table_zscore_tails(),
             table_kde_target(),
             table_maxvar_target(),
             table_nested(),
@@ -637,6 +812,11 @@ def all_tables() -> list[str]:
         )
     ]
     return tables + list(worked_example().values())
+
+
+def all_reuse_tables() -> list[str]:
+    """Every table docs/reuse.md prints that is computed here."""
+    return [table_reuse_baselines()[0]]
 
 
 def write_tables(text: str, tables: list[str]) -> str:
@@ -661,6 +841,7 @@ def test_write_tables_restores_a_changed_table():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:  # after a deliberate change: rewrite the doc's tables in place
         DOC.write_text(write_tables(doc_text(), all_tables()))
+        REUSE.write_text(write_tables(reuse_text(), all_reuse_tables()))
         sys.exit(0)
-    for table in all_tables():
+    for table in all_tables() + all_reuse_tables():
         print(table + "\n")
