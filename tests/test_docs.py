@@ -45,10 +45,55 @@ def reuse_text() -> str:
     return REUSE.read_text()
 
 
+def math_spans(line: str, open_tick: str | None = None) -> tuple[list[tuple[int, int, bool]], str | None]:
+    """The inline math of one markdown line: (start, stop, safe) per span, outside code spans.
+
+    ``safe`` spans are GitHub's `` $`...`$ `` form, whose body Markdown leaves alone; bare ones are ``$...$``.
+    ``open_tick`` is a code span's backtick run still open from the previous line; the one open at the end
+    of this line is returned. A bare ``$`` with no closing ``$`` on the line raises ValueError.
+    """
+    spans, i = [], 0
+    if open_tick:
+        close = line.find(open_tick)
+        if close < 0:
+            return spans, open_tick
+        i = close + len(open_tick)
+    while i < len(line):
+        if line.startswith("$`", i):
+            stop = line.index("`$", i + 2) + 2
+            spans.append((i, stop, True))
+            i = stop
+        elif line[i] == "$":
+            stop = line.find("$", i + 1)
+            if stop < 0:
+                raise ValueError(f"unclosed inline math: {line!r}")
+            spans.append((i, stop + 1, False))
+            i = stop + 1
+        elif line[i] == "`":
+            tick = re.match(r"`+", line[i:]).group(0)
+            close = line.find(tick, i + len(tick))
+            if close < 0:
+                return spans, tick
+            i = close + len(tick)
+        else:
+            i += 1
+    return spans, None
+
+
+def typeset_safely(line: str) -> str:
+    """Every bare ``$...$`` of a line (outside code) in the `` $`...`$ `` form GitHub renders as written."""
+    spans, _ = math_spans(line)
+    for start, stop, safe in reversed(spans):
+        if not safe:
+            line = line[:start] + "$`" + line[start + 1 : stop - 1] + "`$" + line[stop:]
+    return line
+
+
 def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table; its math in the safe inline form."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(typeset_safely(line) for line in lines)
 
 
 # (what, measured mean, its standard error, formula, whether they must agree): filled by each table
@@ -165,7 +210,7 @@ def test_evograd_ratio_node_is_a_magic_box_to_first_order_only():
         (box_first,) = torch.autograd.grad(box, mu, create_graph=True)
         (box_second,) = torch.autograd.grad(box_first.sum(), mu)
         delta = float(x[i, 0]) - mu0
-        assert float(node) == float(box) == 1.0
+        assert float(node.detach()) == float(box.detach()) == 1.0
         assert float(first) == pytest.approx(float(box_first), rel=1e-6)
         assert float(first) == pytest.approx(delta / sigma**2, rel=1e-6)
         assert float(second) == pytest.approx(-1 / sigma**2, rel=1e-6)  # the derivative of its backward formula
@@ -779,6 +824,60 @@ def test_every_formula_is_typeset():
         assert in_fence or not line.startswith("    "), f"line {number} is an indented plain-text block: {line!r}"
     fences = re.findall(r"^```(\w*)$", text, flags=re.M)
     assert set(fences[::2]) <= {"python", "math"}, set(fences[::2])
+
+
+MARKDOWN_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+UNSAFE_IN_BARE_MATH = ("_", "*", r"\,", "\\\\")  # GitHub reads these as Markdown before it finds the math
+
+
+def math_census(text: str) -> dict[str, list[str]]:
+    """Inline spans (safe and bare), display blocks (```math) and $$ displays of a markdown text, outside code."""
+    census: dict[str, list[str]] = {"safe": [], "bare": [], "math blocks": [], "$$ displays": []}
+    in_fence, open_tick = None, None
+    for line in text.split("\n"):
+        if open_tick is None and line.startswith("```"):
+            if in_fence is None:
+                in_fence = line[3:].strip()
+                census["math blocks"] += [line] if in_fence == "math" else []
+            else:
+                in_fence = None
+            continue
+        if in_fence is not None:
+            continue
+        if "$$" in line.replace("$`", "").replace("`$", ""):
+            census["$$ displays"].append(line)
+            continue
+        spans, open_tick = math_spans(line, open_tick)
+        for start, stop, safe in spans:
+            census["safe" if safe else "bare"].append(line[start:stop])
+    return census
+
+
+@pytest.mark.parametrize("path", MARKDOWN_FILES, ids=lambda path: path.name)
+def test_math_is_typeset_in_the_forms_github_renders(path):
+    """Issue 23, rendering: no bare $...$ holding _, *, \\, or \\\\, no $$ display; inline math not glued to a word."""
+    text = path.read_text()
+    census = math_census(text)
+    assert [span for span in census["bare"] if any(c in span for c in UNSAFE_IN_BARE_MATH)] == []
+    assert census["$$ displays"] == []
+    assert re.findall(r"[\w-]\$`", text) == []  # GitHub needs a space or punctuation before inline math
+
+
+@pytest.mark.parametrize(
+    ("mutated", "caught"),
+    [
+        ("the score $x_i$ here", True),
+        ("a $2 * 3$ product", True),
+        (r"a thin space $a\,b$", True),
+        ("a plain $n$ stays legal", False),
+        ("safe $`x_i`$ and `code $x_i$`", False),
+        ("$$x_i$$", True),
+    ],
+)
+def test_math_census_catches_bare_math(mutated, caught):
+    census = math_census(mutated)
+    bad = [span for span in census["bare"] if any(c in span for c in UNSAFE_IN_BARE_MATH)] + census["$$ displays"]
+    assert bool(bad) == caught
 
 
 def test_figures_script_smoke_runs(tmp_path):
