@@ -891,6 +891,64 @@ def test_figures_script_smoke_runs(tmp_path):
         assert (ROOT / "docs" / name).is_file()
 
 
+def test_figures_plot_the_library_and_the_formulas():
+    """Issue 23, missing 5: each figure's arrays are the library's, and where the text derives a curve, that curve."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4)
+    entropy = FIGURES_SCRIPT.entropy_weights(axes[0], axes[1])
+    p = ng.Normal(np.array([1.0]), 0.5)
+    x = p.sample(500, np.random.default_rng(0))
+    np.testing.assert_array_equal(entropy["x"], x[:, 0])
+    weights = ng.Entropy(bandwidth=1.0)(interference(x[:, 0]), x, p).weights
+    np.testing.assert_allclose(entropy["n_w"], 500 * weights, rtol=1e-12)
+    np.testing.assert_allclose(entropy["outer"] - entropy["nested"], entropy["n_w"], rtol=1e-10, atol=1e-12)
+    variance = FIGURES_SCRIPT.gradient_variance(axes[2], axes[2], quick=True)
+    dims = [int(d) for d in variance["d"]["x"]]
+    assert variance["d"]["formula"] == [FIGURES_SCRIPT.loo_sd_formula(0.5, d) for d in dims]
+    paths = FIGURES_SCRIPT.natural_step(axes[3], quick=True)
+    plt.close(fig)
+    steps = np.arange(len(paths["plain"]))
+    # plain steps on -(x1^2 + 100 x2^2): mu_1 shrinks by 1 - 2 lr = 0.984 a step (1% of noise from n = 400 pairs)
+    np.testing.assert_allclose(paths["plain"][:, 0], 3 * (1 - 2 * 0.008) ** steps, rtol=0.03)
+    # natural steps: sigma^2 g = -2 mu in every coordinate, so mu halves a step at lr 0.25
+    assert np.all(np.linalg.norm(paths["natural"], axis=1) <= 1.5 * 3 * math.sqrt(2) * 0.5**steps)
+
+
+def test_leave_one_out_sd_against_d_is_the_derived_formula():
+    """Figure 2's dashed curve, sections 10.8-10.9: the measured sd of g_mu,1 within 4.5 standard errors of it."""
+    rng = np.random.default_rng(3)
+    for d in (1, 10, 40):
+        g = []
+        for _ in range(4):
+            eps = rng.standard_normal((2500, 20, d))
+            f = -np.square(0.5 * eps - 1).sum(axis=2)
+            g.append((FIGURES_SCRIPT.baseline_weights(f, "loo") * eps[:, :, 0] / 0.5).sum(axis=1))
+        g = np.concatenate(g)
+        variance = g.var(ddof=1)
+        kurtosis = ((g - g.mean()) ** 4).mean() / variance**2
+        se = variance * math.sqrt((kurtosis - 1) / g.size)
+        assert abs(variance - FIGURES_SCRIPT.loo_sd_formula(0.5, d) ** 2) < 4.5 * se, d
+
+
+def test_no_baseline_sd_rises_for_sigma_above_one():
+    """Section 10.9: without a baseline the (E f)^2 / sigma^2 term makes the sd rise beyond sigma = 1; measured."""
+    rng = np.random.default_rng(4)
+    for sigma in (1.0, 3.0):
+        eps = rng.standard_normal((8000, 20, 10))
+        f = -np.square(sigma * eps - 1).sum(axis=2)
+        g = (FIGURES_SCRIPT.baseline_weights(f, "none") * eps[:, :, 0] / sigma).sum(axis=1)
+        variance = g.var(ddof=1)
+        se = variance * math.sqrt((((g - g.mean()) ** 4).mean() / variance**2 - 1) / g.size)
+        assert abs(variance - FIGURES_SCRIPT.no_baseline_sd_formula(sigma, 10) ** 2) < 4.5 * se, sigma
+    none = [FIGURES_SCRIPT.no_baseline_sd_formula(s, 10) for s in (0.5, 1.0, 3.0)]
+    assert none[1] < none[0] and none[1] < none[2]  # the minimum near sigma = 1
+    ratio = [FIGURES_SCRIPT.no_baseline_sd_formula(s, 10) / FIGURES_SCRIPT.loo_sd_formula(s, 10) for s in (1.0, 3.0)]
+    assert ratio[0] > 2 and ratio[1] > 2  # the baseline removes most of it at every sigma
+
+
 FIGURES = ["entropy_weights.png", "gradient_variance.png", "natural_step.png"]
 
 

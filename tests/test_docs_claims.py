@@ -45,6 +45,7 @@ def texts_now() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- the display formulas, verbatim, with their checks
+# (the quotes keep the documents' long lines: E501 is waived on their closing lines)
 
 
 B_D1 = r"""\nabla_\theta\, \mathbb E_{x \sim p_\theta}[f(x)]."""
@@ -149,7 +150,7 @@ B_D24 = r"""\lVert\epsilon_c\rVert^2 - \lVert\epsilon_m\rVert^2 = \frac{\mu_m - 
 
 
 B_D25 = r"""\log p(x) = \sum_j \big[x_j \ell_j - \log(1 + e^{\ell_j})\big], \qquad
-\partial_{\ell_j} \log p(x) = x_j - \operatorname{sigmoid}(\ell_j) = x_j - \pi_j ."""
+\partial_{\ell_j} \log p(x) = x_j - \operatorname{sigmoid}(\ell_j) = x_j - \pi_j ."""  # noqa: E501
 
 
 B_D26 = r"""\log p(x) = \sum_j \log \operatorname{softmax}(\ell_j)_{x_j}, \qquad
@@ -482,6 +483,449 @@ def check_balance_heuristic():
     np.testing.assert_allclose(buffer.log_proposal, expected, rtol=1e-13)
 
 
+B_V1 = r"""\mathrm{Var}(g_\mu) = \frac1n\Big(\frac{\mathbb E[f(x)^2\,\delta^2]}{\sigma^4} - (\partial_\mu \mathbb E f)^2\Big)
+= \frac1n\Big(\frac{(a + b\mu)^2}{\sigma^2} + 2b^2\Big)."""  # noqa: E501
+
+B_V2 = r"""V(\kappa) = \mathbb E\big[(f - \kappa)^2 \psi^2\big] - (\partial_\theta \mathbb E f)^2, \qquad
+\kappa^\star = \frac{\mathbb E[f\,\psi^2]}{\mathbb E[\psi^2]}, \qquad
+V(\kappa^\star) = V(0) - \frac{\mathbb E[f\,\psi^2]^2}{\mathbb E[\psi^2]}."""
+
+B_V3 = r"""\mathrm{Var}(g^{\text{loo}}) = \frac1n\Big(V(\mathbb E f) + \frac{\mathrm{Var}(f)\,\mathbb E[\psi^2] + (\partial_\theta\mathbb E f)^2}{n - 1}\Big),
+\qquad
+\mathrm{Var}(g^{\text{mean}}) = \Big(\frac{n-1}{n}\Big)^2 \mathrm{Var}(g^{\text{loo}}),"""  # noqa: E501
+
+B_V4 = r"""\mathrm{Var}(t_j) = \frac{1}{\sigma^2}\Big(\sum_{k \ne j} \mathrm{Var}(f_k) + \mathbb E\big[(f_j - \mathbb E f_j)^2\,\epsilon_j^2\big]\Big) - (\partial_{\mu_j}\mathbb E f)^2 ."""  # noqa: E501
+
+B_V5 = r"""\nabla_\mu \mathbb E f(\mu + \sigma\epsilon) = \mathbb E\big[\nabla f(\mu + \sigma\epsilon)\big], \qquad
+\partial_\sigma \mathbb E f(\mu + \sigma\epsilon) = \mathbb E\big[\nabla f(\mu + \sigma\epsilon)^\top \epsilon\big]."""  # noqa: E501
+
+B_K1 = r"""\mathrm{KL}(p_\theta \,\Vert\, p_{\theta + \Delta}) = \tfrac12 \Delta^\top F \Delta + O(\lVert\Delta\rVert^3), \qquad
+F = \mathbb E\big[-\nabla^2_\theta \log p_\theta\big] = \mathbb E\big[\nabla_\theta \log p_\theta\, \nabla_\theta \log p_\theta^\top\big]."""  # noqa: E501
+
+B_K2 = r"""\Delta^\star = \sqrt{\frac{2\tau^2}{g^\top F^{-1} g}}\; F^{-1} g ,"""
+
+B_K3 = r"""F_{\mu\mu} = \frac{\mathbb E\delta^2}{\sigma^4} = \frac1{\sigma^2}, \qquad
+F_{\mu\sigma} = \mathbb E\Big[\frac{\delta}{\sigma^2}\Big(\frac{\delta^2}{\sigma^3} - \frac1\sigma\Big)\Big] = 0, \qquad
+F_{\sigma\sigma} = \mathbb E\Big[\Big(\frac{\delta^2}{\sigma^3} - \frac1\sigma\Big)^2\Big] = \frac{3 - 2 + 1}{\sigma^2} = \frac2{\sigma^2},"""  # noqa: E501
+
+B_S1 = r"""\nabla_\mu \log p = L^{-\top}\epsilon, \qquad
+\nabla_L \log p = \operatorname{tril}\big(L^{-\top}(\epsilon\epsilon^\top - I)\big)."""
+
+B_S2 = r"""G_\delta = \sum_i u_i\,\epsilon_i, \qquad
+G_M = \sum_i u_i\,(\epsilon_i\epsilon_i^\top - I), \qquad
+\mu \leftarrow \mu + \eta_\mu A G_\delta, \qquad
+A \leftarrow A \exp\!\big(\tfrac{\eta_M}{2} G_M\big)."""
+
+B_S3 = r"""\sigma^2 g_\sigma = 2\,\tilde g_\sigma, \qquad \tilde g_\sigma = \frac{\sigma^2}{2}\, g_\sigma ."""
+
+B_S4 = r"""\tilde\nabla_\mu = \sum_i w_i (x_i - \mu), \qquad
+\tilde\nabla_\Sigma = \sum_i w_i \big((x_i - \mu)(x_i - \mu)^\top - \Sigma\big),"""
+
+B_S5 = r"""p_\sigma \leftarrow (1 - c_\sigma)\,p_\sigma + \sqrt{c_\sigma(2 - c_\sigma)\,n_{\mathrm{eff}}}\; C^{-1/2}\,\frac{\mu' - \mu}{\sigma}, \qquad
+\sigma \leftarrow \sigma \exp\!\Big(\frac{c_\sigma}{d_\sigma}\Big(\frac{\lVert p_\sigma\rVert}{\mathbb E\lVert N(0, I)\rVert} - 1\Big)\Big),"""  # noqa: E501
+
+
+def _moment_expectation(expr, delta, sigma):
+    """E of a polynomial in delta ~ N(0, sigma^2): E delta^k = sigma^k (k - 1)!! for even k, 0 for odd."""
+    poly = sp.Poly(sp.expand(expr), delta)
+    return sp.simplify(sum(c * (0 if k % 2 else sigma**k * sp.factorial2(k - 1)) for (k,), c in poly.terms()))
+
+
+def check_plain_variance():
+    """Block V1: Var of one term f psi for f = a + b x, psi = delta/sigma^2."""
+    a, b, mu, delta = sp.symbols("a b mu delta", real=True)
+    sigma = sp.symbols("sigma", positive=True)
+    f = a + b * (mu + delta)
+    second = _moment_expectation(f**2 * delta**2, delta, sigma) / sigma**4
+    grad = sp.diff(_moment_expectation(f, delta, sigma).subs(mu, mu), mu)
+    assert sp.simplify(second - grad**2 - ((a + b * mu) ** 2 / sigma**2 + 2 * b**2)) == 0
+
+
+def _baseline_quantities():
+    """psi = delta/sigma^2 and f = x^2 + c x (a fitness whose kappa* is not E f)."""
+    c, mu, delta, kappa = sp.symbols("c mu delta kappa", real=True)
+    sigma = sp.symbols("sigma", positive=True)
+    f = (mu + delta) ** 2 + c * (mu + delta)
+    psi = delta / sigma**2
+    E = lambda expr: _moment_expectation(expr, delta, sigma)  # noqa: E731
+    grad = sp.diff(E(f), mu)
+    return f, psi, E, grad, kappa, mu, sigma
+
+
+def check_optimal_baseline():
+    """Block V2: V(kappa), its minimiser kappa* and V(kappa*) (sympy, f = x^2 + c x)."""
+    f, psi, E, grad, kappa, mu, sigma = _baseline_quantities()
+    V = E((f - kappa) ** 2 * psi**2) - grad**2
+    kappa_star = E(f * psi**2) / E(psi**2)
+    assert sp.simplify(sp.diff(V, kappa).subs(kappa, kappa_star)) == 0
+    assert sp.simplify(V.subs(kappa, kappa_star) - (V.subs(kappa, 0) - E(f * psi**2) ** 2 / E(psi**2))) == 0
+    assert sp.simplify(V - V.subs(kappa, kappa_star) - (kappa - kappa_star) ** 2 * E(psi**2)) == 0
+
+
+def check_leave_one_out_variance():
+    """Block V3: the exact variance of the leave-one-out and batch-mean gradients, n = 3, f = x^2 + x, N(mu, 1)."""
+    mu = sp.symbols("mu", real=True)
+    xs = sp.symbols("x1:4", real=True)
+    n = 3
+    f = lambda x: x**2 + x  # noqa: E731
+    loo = sum((f(xs[i]) - sum(f(xs[j]) for j in range(n) if j != i) / (n - 1)) * (xs[i] - mu) for i in range(n)) / n
+    variance = _gaussian_expectation(loo**2, xs, mu) - _gaussian_expectation(loo, xs, mu) ** 2
+    one = xs[:1]
+    E = lambda expr: _gaussian_expectation(expr, one, mu)  # noqa: E731
+    x, psi = xs[0], xs[0] - mu
+    grad, mean_f = E(f(x) * psi), E(f(x))
+    V = E((f(x) - mean_f) ** 2 * psi**2) - grad**2
+    formula = (V + (E(f(x) ** 2) - mean_f**2) * E(psi**2) / (n - 1) + grad**2 / (n - 1)) / n
+    assert sp.expand(variance - formula) == 0
+    batch_mean = sum((f(xs[i]) - sum(f(x) for x in xs) / n) * (xs[i] - mu) for i in range(n)) / n
+    assert sp.expand(batch_mean - sp.Rational(n - 1, n) * loo) == 0
+
+
+def check_variance_growth_with_d():
+    """Block V4: Var of t_1 = (f - E f) e_1/sigma, separable f = -sum_k (x_k - 1)^2, d = 3, mu = 0 (sympy moments)."""
+    sigma = sp.symbols("sigma", positive=True)
+    es = sp.symbols("e1:4", real=True)
+    parts = [-((sigma * e - 1) ** 2) for e in es]
+    zero = sp.Integer(0)
+    E = lambda expr: _gaussian_expectation(expr, es, zero)  # noqa: E731
+    f = sum(parts)
+    t = (f - E(f)) * es[0] / sigma
+    grad = E(f * es[0] / sigma)
+    lhs = E(t**2) - grad**2
+    variances = [E(part**2) - E(part) ** 2 for part in parts]
+    rhs = (sum(variances[1:]) + E((parts[0] - E(parts[0])) ** 2 * es[0] ** 2)) / sigma**2 - grad**2
+    assert sp.simplify(lhs - rhs) == 0
+    assert sp.simplify(variances[1] - (4 * sigma**2 + 2 * sigma**4)) == 0
+    assert sp.simplify(E(f) + 3 * (1 + sigma**2)) == 0  # E f = -d (1 + sigma^2)
+
+
+def check_pathwise():
+    """Block V5: E[f'(x)] and E[f'(x) e] are the mu and sigma derivatives of E f (sympy, f = x^4 - 3x)."""
+    mu, e = sp.symbols("mu e", real=True)
+    sigma = sp.symbols("sigma", positive=True)
+    f = lambda x: x**4 - 3 * x  # noqa: E731
+    x = mu + sigma * e
+    E = lambda expr: _gaussian_expectation(expr, [e], sp.Integer(0))  # noqa: E731
+    mean = E(f(x))
+    derivative = sp.diff(f(sp.Symbol("y")), sp.Symbol("y")).subs(sp.Symbol("y"), x)
+    assert sp.simplify(sp.diff(mean, mu) - E(derivative)) == 0
+    assert sp.simplify(sp.diff(mean, sigma) - E(derivative * e)) == 0
+
+
+def check_kl_expansion():
+    """Block K1: KL(N(mu, sigma^2) || N(mu + a, (sigma + b)^2)) = (a^2 + 2 b^2)/(2 sigma^2) + O(3)."""
+    mu, a, b = sp.symbols("mu a b", real=True)
+    sigma, t = sp.symbols("sigma t", positive=True)
+    s2 = sigma + t * b
+    kl = sp.log(s2 / sigma) + (sigma**2 + (t * a) ** 2) / (2 * s2**2) - sp.Rational(1, 2)
+    second = sp.series(kl, t, 0, 3).removeO()
+    fisher = sp.Matrix([[1 / sigma**2, 0], [0, 2 / sigma**2]])
+    delta = sp.Matrix([a, b])
+    assert sp.simplify(second - t**2 * (delta.T * fisher * delta)[0] / 2) == 0
+    x = sp.symbols("x", real=True)
+    log_p = -((x - mu) ** 2) / (2 * sigma**2) - sp.log(sigma)
+    for i, u in enumerate((mu, sigma)):  # the expected negative Hessian is the Fisher above
+        for j, v in enumerate((mu, sigma)):
+            hessian = -sp.diff(log_p, u, v)
+            assert (
+                sp.simplify(
+                    _moment_expectation(hessian.subs(x, mu + sp.Symbol("delta")), sp.Symbol("delta"), sigma)
+                    - fisher[i, j]
+                )
+                == 0
+            )
+
+
+def check_steepest_ascent():
+    """Block K2: Delta* maximises g' Delta on the ellipse Delta' F Delta / 2 = tau^2 (numerically, random F and g)."""
+    rng = np.random.default_rng(7)
+    root = rng.standard_normal((3, 3))
+    F = root @ root.T + 3 * np.eye(3)
+    g = rng.standard_normal(3)
+    tau = 0.3
+    natural = np.linalg.solve(F, g)
+    best = math.sqrt(2 * tau**2 / (g @ natural)) * natural
+    assert best @ F @ best / 2 == pytest.approx(tau**2, rel=1e-12)
+    others = rng.standard_normal((2000, 3))
+    others *= np.sqrt(2 * tau**2 / np.einsum("ij,jk,ik->i", others, F, others))[:, None]  # on the ellipse
+    assert np.all(others @ g <= g @ best + 1e-12)
+
+
+def check_normal_fisher_entries():
+    """Block K3: the Normal's Fisher entries from the moments (sympy), and the library's natural gradient."""
+    delta = sp.symbols("delta", real=True)
+    sigma = sp.symbols("sigma", positive=True)
+    score_mu, score_sigma = delta / sigma**2, delta**2 / sigma**3 - 1 / sigma
+    assert _moment_expectation(score_mu**2, delta, sigma) == 1 / sigma**2
+    assert _moment_expectation(score_mu * score_sigma, delta, sigma) == 0
+    assert sp.simplify(_moment_expectation(score_sigma**2, delta, sigma) - (3 - 2 + 1) / sigma**2) == 0
+    p = ng.Normal(np.array([0.2]), 0.7, learn_sigma=True)
+    natural = p.natural_gradient({"mu": np.array([1.0]), "sigma": np.array(1.0)})
+    np.testing.assert_allclose([natural["mu"][0], float(natural["sigma"])], [0.49, 0.49 / 2], rtol=1e-14)
+
+
+def _multivariate(rng):
+    d = 3
+    L = np.tril(rng.standard_normal((d, d))) * 0.5
+    L[np.diag_indices(d)] = np.abs(np.diagonal(L)) + 0.5  # a positive diagonal
+    return ng.MultivariateNormal(np.array([0.5, -1.0, 2.0]), L, learn_scale=True), L
+
+
+def check_multivariate_score():
+    """Block S1: the score in mu and in the lower triangle of L, against the library."""
+    rng = np.random.default_rng(8)
+    p, L = _multivariate(rng)
+    x = p.sample(5, rng)
+    eps = np.linalg.solve(L, (x - p.mu).T).T
+    score = p.score(x)
+    inv_t = np.linalg.inv(L).T
+    np.testing.assert_allclose(score["mu"], eps @ np.linalg.inv(L), rtol=1e-12)  # rows: (L^-T eps)^T
+    for i in range(len(x)):
+        expected = np.tril(inv_t @ (np.outer(eps[i], eps[i]) - np.eye(3)))
+        np.testing.assert_allclose(score["scale_tril"][i], expected, rtol=1e-12, atol=1e-14)
+
+
+def check_xnes_update():
+    """Block S2: xNES's steps are n times the library's natural gradient pushed forward; expm keeps A A^T's form."""
+    from scipy.linalg import expm
+
+    rng = np.random.default_rng(9)
+    p, A = _multivariate(rng)
+    x = p.sample(8, rng)
+    f = -np.square(x).sum(axis=1)
+    u = ng.nes_utilities(f)
+    eps = np.linalg.solve(A, (x - p.mu).T).T
+    g_delta = u @ eps
+    g_m = np.einsum("i,ij,ik->jk", u, eps, eps) - u.sum() * np.eye(3)
+    natural = p.natural_gradient(ng.Mean(shaping=ng.nes_utilities)(f, x, p).grad)
+    n = len(x)
+    np.testing.assert_allclose(A @ g_delta, n * natural["mu"], rtol=1e-12)
+    moved = natural["scale_tril"] @ A.T + A @ natural["scale_tril"].T  # d(A A^T) of the natural gradient
+    np.testing.assert_allclose(A @ g_m @ A.T, n * moved, rtol=1e-10, atol=1e-12)
+    eta = 0.1
+    new_a = A @ expm(eta / 2 * g_m)
+    np.testing.assert_allclose(new_a @ new_a.T, A @ expm(eta * g_m) @ A.T, rtol=1e-12)
+
+
+def check_pgpe_sigma_step():
+    """Block S3: sigma^2 g_sigma is twice PairedNormal's natural gradient of sigma."""
+    p = ng.PairedNormal(np.zeros(3), np.array([0.5, 1.0, 2.0]), learn_sigma=True)
+    g = np.array([0.3, -1.0, 0.7])
+    natural = p.natural_gradient({"mu": np.zeros(3), "sigma": g})["sigma"]
+    np.testing.assert_allclose(p.sigma**2 * g, 2 * natural, rtol=1e-14)
+
+
+def check_igo_natural_gradient():
+    """Block S4: IGO's natural gradient in (mu, Sigma) is the push-forward of the library's (MultivariateNormal)."""
+    rng = np.random.default_rng(10)
+    p, L = _multivariate(rng)
+    x = p.sample(7, rng)
+    w = rng.standard_normal(7)
+    natural = p.natural_gradient(p.weighted_score(w, x))
+    delta = x - p.mu
+    np.testing.assert_allclose(natural["mu"], w @ delta, rtol=1e-12)
+    moved = natural["scale_tril"] @ L.T + L @ natural["scale_tril"].T
+    np.testing.assert_allclose(moved, np.einsum("i,ij,ik->jk", w, delta, delta) - w.sum() * L @ L.T, atol=1e-12)
+
+
+def check_csa():
+    """Block S5: the path's factor keeps N(0, I) stationary; E||N(0, I)|| and its expansion."""
+    c = sp.symbols("c", positive=True)
+    assert sp.expand((1 - c) ** 2 + c * (2 - c)) == 1
+    for d in (2, 10, 100):
+        exact = math.sqrt(2) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+        assert exact == pytest.approx(math.sqrt(d) * (1 - 1 / (4 * d) + 1 / (21 * d**2)), rel=0.02 / d**2)
+    rng = np.random.default_rng(11)
+    samples = np.linalg.norm(rng.standard_normal((20000, 10)), axis=1)
+    exact = math.sqrt(2) * math.exp(math.lgamma(5.5) - math.lgamma(5))
+    assert abs(samples.mean() - exact) < 4.5 * samples.std() / math.sqrt(len(samples))
+
+
+# ---------------------------------------------------------------- exercises of sections 10.8 and 12
+
+
+def test_exercise_optimal_baseline_of_x_squared():
+    f, psi, E, grad, kappa, mu, sigma = _baseline_quantities()
+    f = f.subs(sp.Symbol("c", real=True), 0)
+    assert sp.simplify(E(f * psi**2) / E(psi**2) - (mu**2 + 3 * sigma**2)) == 0
+    assert sp.simplify(E(f) - (mu**2 + sigma**2)) == 0
+
+
+def test_exercise_xnes_mean_step_is_n_natural_gradients():
+    check_xnes_update()
+
+
+def test_exercise_pgpe_sigma_step_is_twice_the_natural_gradient():
+    delta = sp.symbols("delta", real=True)
+    sigma = sp.symbols("sigma", positive=True)
+    fisher = _moment_expectation((delta**2 / sigma**3 - 1 / sigma) ** 2, delta, sigma)
+    assert sp.simplify(sigma**2 - 2 / fisher) == 0  # sigma^2 g = 2 F^-1 g
+    check_pgpe_sigma_step()
+
+
+def test_exercise_open_es_gradient_is_the_noise_form():
+    rng = np.random.default_rng(12)
+    p = ng.Normal(np.array([0.5, -0.5]), 0.3)
+    x = p.sample(10, rng)
+    u = ng.centered_ranks(-np.square(x).sum(axis=1))
+    eps = (x - p.mu) / 0.3
+    np.testing.assert_allclose(ng.Mean()(u, x, p).grad["mu"], u @ eps / (10 * 0.3), rtol=1e-12)
+
+
+def test_exercise_igo_natural_gradient_in_mean_and_variance():
+    delta, mu = sp.symbols("delta mu", real=True)
+    v = sp.symbols("v", positive=True)
+    x = sp.symbols("x", real=True)
+    log_p = -((x - mu) ** 2) / (2 * v) - sp.log(v) / 2
+    score = [sp.diff(log_p, mu).subs(x, mu + delta), sp.diff(log_p, v).subs(x, mu + delta)]
+    sigma = sp.sqrt(v)
+    fisher = sp.Matrix(2, 2, lambda i, j: _moment_expectation(score[i] * score[j], delta, sigma))
+    assert fisher == sp.Matrix([[1 / v, 0], [0, 1 / (2 * v**2)]])
+    assert sp.simplify(fisher.inv() * sp.Matrix(score) - sp.Matrix([delta, delta**2 - v])) == sp.zeros(2, 1)
+
+
+B_R3 = r"""\mathbb E_q[\rho^2] = \int \frac{p(x)^2}{q(x)}\,dx = \frac{\sigma_q^2}{\sigma_p\sqrt{2\sigma_q^2 - \sigma_p^2}}\,\exp\Big(\frac{(\mu_p - \mu_q)^2}{2\sigma_q^2 - \sigma_p^2}\Big) \quad \text{if } 2\sigma_q^2 > \sigma_p^2,"""  # noqa: E501
+
+B_R4 = r"""\mathrm{Var}\Big(\sum_i \tilde\rho_i f_i\Big) = v\sum_i \tilde\rho_i^2 = \frac{v}{\mathrm{ESS}}, \qquad
+\mathrm{ESS} = \frac{(\sum_i\rho_i)^2}{\sum_i\rho_i^2}, \qquad
+\frac{\mathrm{ESS}}{n} \to \frac{(\mathbb E_q\rho)^2}{\mathbb E_q[\rho^2]} = \frac{1}{\mathbb E_q[\rho^2]} :"""  # noqa: E501
+
+B_R5 = r"""\mathbb E\Big[\frac1N\sum_g\sum_{i \in g} f(x_i)\,\frac{p(x_i)}{q(x_i)}\Big]
+= \frac1N\sum_g n_g\int f\,\frac pq\,p_g
+= \int f\,p\,\frac{\sum_g n_g\,p_g}{N q}
+= \mathbb E_p f ."""
+
+B_R6 = r"""\mathrm{Var}_{\text{stratified}} = \frac1{N^2}\sum_g n_g\,\mathrm{Var}_{p_g}(f\rho)
+= \frac1N\Big(\mathrm{Var}_q(f\rho) - \sum_g \frac{n_g}{N}(m_g - \bar m)^2\Big)
+\le \frac1N\,\mathrm{Var}_q(f\rho),"""
+
+
+def _second_moment_of_ratio(mu_p, sigma_p, mu_q, sigma_q):
+    """E_q[rho^2] = integral of p^2/q by quadrature."""
+    from scipy import integrate, stats
+
+    def integrand(x):
+        return math.exp(2 * stats.norm.logpdf(x, mu_p, sigma_p) - stats.norm.logpdf(x, mu_q, sigma_q))
+
+    return integrate.quad(integrand, -60, 60, points=[mu_p, mu_q], limit=200)[0]
+
+
+def check_ratio_second_moment():
+    """Block R3: the closed form of E_q[rho^2] for 1-D Normals, against quadrature; infinite below sigma_p/sqrt 2."""
+    for mu_p, sigma_p, mu_q, sigma_q in [(0.5, 1.0, 0.0, 1.5), (1.0, 1.0, 0.0, 1.0), (0.3, 2.0, -0.2, 1.6)]:
+        closed = sigma_q**2 / (sigma_p * math.sqrt(2 * sigma_q**2 - sigma_p**2))
+        closed *= math.exp((mu_p - mu_q) ** 2 / (2 * sigma_q**2 - sigma_p**2))
+        assert _second_moment_of_ratio(mu_p, sigma_p, mu_q, sigma_q) == pytest.approx(closed, rel=1e-8)
+    x = sp.symbols("x", real=True)
+    sigma_p, sigma_q = sp.symbols("sigma_p sigma_q", positive=True)
+    log_ratio = 2 * (-(x**2) / (2 * sigma_p**2) - sp.log(sigma_p)) + x**2 / (2 * sigma_q**2) + sp.log(sigma_q)
+    quadratic = sp.Poly(sp.expand(log_ratio), x).coeff_monomial(x**2)  # p^2/q = exp(quadratic x^2 + ...)
+    assert sp.simplify(quadratic - (sigma_p**2 - 2 * sigma_q**2) / (2 * sigma_p**2 * sigma_q**2)) == 0
+    # the integral is finite exactly when the x^2 coefficient is negative: 2 sigma_q^2 > sigma_p^2
+
+
+def check_effective_sample_size():
+    """Block R4: Var(sum rho~_i f_i) = v sum rho~_i^2 = v / ESS (fixed weights); ESS/n -> 1/E_q[rho^2] (Monte Carlo)."""
+    rng = np.random.default_rng(13)
+    rho = rng.uniform(0.1, 3.0, 6)
+    tilde = rho / rho.sum()
+    v = 2.5
+    assert v * (tilde**2).sum() == pytest.approx(v / (rho.sum() ** 2 / (rho**2).sum()), rel=1e-14)
+    p, q = ng.Normal(np.array([0.5]), 1.0), ng.Normal(np.array([0.0]), 1.5)
+    x = q.sample(200_000, rng)
+    est = ng.Mean()(x[:, 0], x, p, proposal=q)
+    limit = 1 / _second_moment_of_ratio(0.5, 1.0, 0.0, 1.5)
+    assert est.ess / len(x) == pytest.approx(limit, rel=0.02)
+    values = rng.standard_normal((20000, 6)) * math.sqrt(v)
+    measured = (values @ tilde).var(ddof=1)
+    assert abs(measured - v * (tilde**2).sum()) < 4.5 * measured * math.sqrt(2 / 19999)
+
+
+def _stratified_estimates(counts, repeats, rng):
+    """Balance-heuristic estimates of E_p f, f = x^2, p = N(0.5, 1), from exactly n_g draws of each p_g.
+
+    Also each stratum weighted by its own ratio p/p_g. Vectorised over the repeats; the first repeat is checked
+    against the library's Mean with the same log_proposal.
+    """
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    means, N = (-0.5, 0.2), sum(counts)
+    x = np.concatenate([m + rng.standard_normal((repeats, n_g)) for m, n_g in zip(means, counts)], axis=1)
+    log_parts = np.stack([norm.logpdf(x, m, 1.0) + math.log(n_g / N) for m, n_g in zip(means, counts)])
+    log_q, log_p = logsumexp(log_parts, axis=0), norm.logpdf(x, 0.5, 1.0)
+    estimates = (x**2 * np.exp(log_p - log_q)).mean(axis=1)
+    log_own = np.concatenate(
+        [norm.logpdf(x[:, : counts[0]], means[0], 1.0), norm.logpdf(x[:, counts[0] :], means[1], 1.0)], axis=1
+    )
+    own = (x**2 * np.exp(log_p - log_own)).mean(axis=1)
+    first = ng.Mean()(x[0] ** 2, x[0][:, None], ng.Normal(np.array([0.5]), 1.0), log_proposal=log_q[0]).value
+    assert first == pytest.approx(estimates[0], rel=1e-12)
+    return estimates, own
+
+
+def check_balance_heuristic_unbiased():
+    """Block R5: the balance heuristic is unbiased for stratified draws (Monte Carlo, 4.5 standard errors)."""
+    estimates, _ = _stratified_estimates([1, 3], 20000, np.random.default_rng(14))
+    assert abs(estimates.mean() - 1.25) < 4.5 * estimates.std(ddof=1) / math.sqrt(len(estimates))  # E_p x^2 = 1.25
+
+
+def check_stratified_variance():
+    """Block R6: the law of total variance for the strata, by quadrature (f = x^2, two generations)."""
+    from scipy import integrate, stats
+
+    counts, means, mu_p = [1, 3], [-0.5, 0.2], 0.5
+    N = sum(counts)
+
+    def q(x):
+        return sum(n_g / N * stats.norm.pdf(x, m, 1.0) for n_g, m in zip(counts, means))
+
+    def moment(k, density):
+        def integrand(x):
+            return (x**2 * stats.norm.pdf(x, mu_p, 1.0) / q(x)) ** k * density(x)
+
+        return integrate.quad(integrand, -25, 25, points=[-0.5, 0.2, 0.5], limit=200)[0]
+
+    strata = [
+        (moment(1, lambda x, m=m: stats.norm.pdf(x, m, 1.0)), moment(2, lambda x, m=m: stats.norm.pdf(x, m, 1.0)))
+        for m in means
+    ]
+    m_bar = sum(n_g / N * m1 for n_g, (m1, _) in zip(counts, strata))
+    assert m_bar == pytest.approx(1.25, rel=1e-8)
+    stratified = sum(n_g * (m2 - m1**2) for n_g, (m1, m2) in zip(counts, strata)) / N**2
+    var_q = moment(2, q) - moment(1, q) ** 2
+    between = sum(n_g / N * (m1 - m_bar) ** 2 for n_g, (m1, _) in zip(counts, strata))
+    assert stratified == pytest.approx((var_q - between) / N, rel=1e-7)
+    assert stratified <= var_q / N
+
+
+def test_exercise_reuse_ess_of_given_ratios():
+    p = ng.Normal(np.array([0.0]), 1.0)
+    for ratios, ess in [([1.0, 1.0, 0.0], 2.0), ([1.0] * 4, 4.0), ([4.0, 1.0, 1.0, 1.0, 1.0], 3.2)]:
+        x = np.linspace(-1, 1, len(ratios))[:, None]
+        log_rho = np.array([math.log(r) if r > 0 else -1000.0 for r in ratios])  # exp(-1000) underflows to 0
+        log_q = p.log_prob(x) - log_rho  # rho = p / q
+        assert ng.Mean()(x[:, 0], x, p, log_proposal=log_q).ess == pytest.approx(ess, rel=1e-12)
+
+
+def test_exercise_reuse_ess_limit_of_a_shifted_normal():
+    x, delta = sp.symbols("x Delta", real=True)
+    p = sp.exp(-((x - delta) ** 2) / 2) / sp.sqrt(2 * sp.pi)
+    q = sp.exp(-(x**2) / 2) / sp.sqrt(2 * sp.pi)
+    assert sp.simplify(sp.integrate(sp.simplify(p**2 / q), (x, -sp.oo, sp.oo)) - sp.exp(delta**2)) == 0
+    rng = np.random.default_rng(15)
+    proposal = ng.Normal(np.array([0.0]), 1.0)
+    samples = proposal.sample(200_000, rng)
+    est = ng.Mean()(samples[:, 0], samples, ng.Normal(np.array([0.7]), 1.0), proposal=proposal)
+    assert est.ess / len(samples) == pytest.approx(math.exp(-(0.7**2)), rel=0.02)
+
+
+def test_exercise_balance_heuristic_is_unbiased_under_stratified_draws():
+    estimates, own = _stratified_estimates([1, 3], 20000, np.random.default_rng(16))
+    for values in (estimates, own):
+        assert abs(values.mean() - 1.25) < 4.5 * values.std(ddof=1) / math.sqrt(len(values))
+
+
 DISPLAY = {
     check_score_identity: [B_D1, B_D2, B_D3, B_D5],
     check_ratio_derivative: [B_D4],
@@ -501,6 +945,23 @@ DISPLAY = {
     check_tile_exponent: [B_D28],
     check_reuse_identity: [B_R1],
     check_balance_heuristic: [B_R2],
+    check_plain_variance: [B_V1],
+    check_optimal_baseline: [B_V2],
+    check_leave_one_out_variance: [B_V3],
+    check_variance_growth_with_d: [B_V4],
+    check_pathwise: [B_V5],
+    check_kl_expansion: [B_K1],
+    check_steepest_ascent: [B_K2],
+    check_normal_fisher_entries: [B_K3],
+    check_multivariate_score: [B_S1],
+    check_xnes_update: [B_S2],
+    check_pgpe_sigma_step: [B_S3],
+    check_igo_natural_gradient: [B_S4],
+    check_csa: [B_S5],
+    check_ratio_second_moment: [B_R3],
+    check_effective_sample_size: [B_R4],
+    check_balance_heuristic_unbiased: [B_R5],
+    check_stratified_variance: [B_R6],
 }
 
 
@@ -731,7 +1192,7 @@ PROSE_TEMPLATES = [  # each field is filled from computed_numbers()
     ("derivations", "$`1/(2\\sqrt\\pi\\,\\sigma) = " + f"{1 / (2 * math.sqrt(math.pi)):.3f}" + "`$ for every"),
     ("derivations", "$`-\\frac{{{self_term}}}{{n}} + \\frac{{{jensen:.2f}}}{{n}}`$"),
     ("derivations", "\\frac{{2\\varphi(x)^2}}{{1 - \\Phi(x)}}\\,dx = {nes_limit:.3f}`$"),
-    ("derivations", "$`\\nabla_\\mu \\mathbb E[U(\\Phi(x))] = {nes_limit:.3f}`$ (section 4)"),
+    ("derivations", "$`\\nabla_\\mu \\mathbb E[U(\\Phi(x))] = {nes_limit:.3f}`$ (section 5)"),
     ("derivations", "from {total} to {outer}, and the nested term"),
     (
         "derivations",
