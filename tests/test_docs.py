@@ -653,11 +653,11 @@ def worked_example() -> dict[str, str]:
         [[str(i + 1), f"${frac(mean.weights[i])}$", f"{z[i]:.4f}", f"${frac(var.weights[i])}$"] for i in range(n)],
     )
     tables["kernel"] = markdown(
-        ["$K_{ij}$", "$j = 1$", "$j = 2$", "$j = 3$"],
+        ["$K_{il}$", "$l = 1$", "$l = 2$", "$l = 3$"],
         [[f"$i = {i + 1}$"] + [f"{kernel[i, j]:.4f}" for j in range(n)] for i in range(n)],
     )
     tables["entropy"] = markdown(
-        ["$i$", r"$\hat p_i$", r"outer $-\log \hat p_i$", r"nested $\frac1n\sum_j K_{ij}/\hat p_j$", "$w_i$"],
+        ["$i$", r"$\hat p_i$", r"outer $-\log \hat p_i$", r"nested $\frac1n\sum_l K_{il}/\hat p_l$", "$w_i$"],
         [
             [str(i + 1), f"{np.exp(-outer[i]):.4f}", f"{outer[i]:.4f}", f"{nested[i]:.4f}", f"{entropy.weights[i]:.4f}"]
             for i in range(n)
@@ -947,6 +947,65 @@ def test_no_baseline_sd_rises_for_sigma_above_one():
     assert none[1] < none[0] and none[1] < none[2]  # the minimum near sigma = 1
     ratio = [FIGURES_SCRIPT.no_baseline_sd_formula(s, 10) / FIGURES_SCRIPT.loo_sd_formula(s, 10) for s in (1.0, 3.0)]
     assert ratio[0] > 2 and ratio[1] > 2  # the baseline removes most of it at every sigma
+
+
+def notation_symbols(text: str) -> list[str]:
+    """Every symbol section 0's notation table defines: the math spans of each row's first cell, split at ", "."""
+    table = text[text.index("## 0. Notation") : text.index("## 1. The problem")]
+    symbols = []
+    for line in table.split("\n"):
+        if line.startswith("| $`"):
+            cell = line.split(" | ")[0]
+            symbols += [symbol.strip() for span in re.findall(r"\$`(.*?)`\$", cell) for symbol in span.split(", ")]
+    return symbols
+
+
+def defined_twice(symbols: list[str]) -> list[str]:
+    return sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
+
+
+def test_notation_table_defines_each_symbol_once():
+    """Issue 23, wrong 5: one symbol per quantity; a second row defining a symbol fails (checked on a copy)."""
+    symbols = notation_symbols(doc_text())
+    assert len(symbols) > 80 and defined_twice(symbols) == []
+    row = "| $`n`$; $`i, l`$; $`j`$ |"
+    assert row in doc_text()
+    twice = doc_text().replace(row, row.replace("$`j`$", "$`j`$; $`k`$"), 1)
+    assert defined_twice(notation_symbols(twice)) == ["k"]
+
+
+def _docstring(path: str) -> str:
+    import ast
+
+    return ast.get_docstring(ast.parse((ROOT / path).read_text())) or ""
+
+
+SECOND_MEANINGS = [  # (where, pattern, the meaning the symbol no longer has there)
+    ("docs/reuse.md", r"\$`b_i|- b_i\(", "b as a baseline (it is the behaviour; baselines are kappa)"),
+    ("docs/reuse.md", r"s_i", "s as the score (s is a standard deviation; the score is psi)"),
+    ("docs/reuse.md", r"F_q|F_p", "F as a CDF (F is the Fisher information; CDFs are G)"),
+    ("docs/reuse.md", r"f_i - m\)", "m as a shift (m is the number of categories)"),
+    ("docs/derivations.md", r"\\phi(?![a-z])", "phi as a smooth function (it is Omega)"),
+    ("docs/derivations.md", r"\\epsilon_c|\\epsilon_m|\\epsilon_\{ic\}", "epsilon per component (it is zeta_c)"),
+    ("docs/derivations.md", r"component \$`m`\$", "m as the nearest component (it is c^star)"),
+    ("docs/derivations.md", r"K_\{ij\}|\\hat p_j|K_\{jj\}", "j as a sample index (it is a coordinate)"),
+    ("docs/derivations.md", r"baseline \$`b_i`\$", "b as a baseline"),
+    (
+        "npevograd/distributions/multivariate.py",
+        r":math:`u\b|u u\^|u\^\\top",
+        "u as the whitened sample (u is a utility)",
+    ),
+    ("npevograd/algorithms/xnes.py", r"z_k", "z as the whitened sample (z is a z-score)"),
+    ("npevograd/algorithms/pgpe.py", r"\\frac1m|m = n/2", "m as the number of pairs"),
+    ("npevograd/estimators/stderr.py", r"s_i", "s as the score"),
+]
+
+
+@pytest.mark.parametrize(("where", "pattern", "meaning"), SECOND_MEANINGS, ids=[m[2][:30] for m in SECOND_MEANINGS])
+def test_no_symbol_keeps_a_second_meaning(where, pattern, meaning):
+    """Issue 23, wrong 5: each symbol that had two meanings keeps one, in the docs and the module docstrings."""
+    text = _docstring(where) if where.endswith(".py") else (ROOT / where).read_text()
+    assert re.search(pattern, text) is None, (where, meaning, re.search(pattern, text))
 
 
 FIGURES = ["entropy_weights.png", "gradient_variance.png", "natural_step.png"]

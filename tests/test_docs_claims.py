@@ -85,16 +85,16 @@ B_D9 = r"""J(r) = \frac1n \sum_j \frac{\sum_i r_i (b_{ij} - \bar b_j(r))^2}{s_j(
 = \frac1n \sum_j (n - 1) = \frac{k(n-1)}{n}:"""
 
 
-B_D10 = r"""K_{ij} = \exp\!\big(-\lVert z_i - z_j\rVert^2 / h^2\big), \qquad K_{ii} = 1, \qquad K_{ij} = K_{ji}."""
+B_D10 = r"""K_{il} = \exp\!\big(-\lVert z_i - z_l\rVert^2 / h^2\big), \qquad K_{ii} = 1, \qquad K_{il} = K_{li}."""
 
 
-B_D11 = r"""\hat p_j(r) = \frac1n \sum_i K_{ij}\, r_i, \qquad
-J(r) = \frac1n \sum_j \big(-\log \hat p_j(r)\big)\, r_j ."""
+B_D11 = r"""\hat p_l(r) = \frac1n \sum_i K_{il}\, r_i, \qquad
+J(r) = \frac1n \sum_l \big(-\log \hat p_l(r)\big)\, r_l ."""
 
 
-B_D12 = r"""w_i = \underbrace{\frac1n\big(-\log \hat p_i\big)}_{\text{outer},\ j = i}
-\;+\; \underbrace{\frac1n \sum_j \Big(-\frac{1}{\hat p_j}\Big)\frac{K_{ij}}{n}}_{\text{nested}}
-= \frac1n\big[-\log \hat p_i - \nu_i\big], \qquad \nu_i = \frac1n \sum_j \frac{K_{ij}}{\hat p_j}."""
+B_D12 = r"""w_i = \underbrace{\frac1n\big(-\log \hat p_i\big)}_{\text{outer},\ l = i}
+\;+\; \underbrace{\frac1n \sum_l \Big(-\frac{1}{\hat p_l}\Big)\frac{K_{il}}{n}}_{\text{nested}}
+= \frac1n\big[-\log \hat p_i - \nu_i\big], \qquad \nu_i = \frac1n \sum_l \frac{K_{il}}{\hat p_l}."""
 
 
 B_D13 = r"""J_a(r) = \frac1n \sum_i v_{ia}\, r_i, \qquad \frac{\partial J_a}{\partial r_i} = \frac{v_{ia}}{n}."""
@@ -146,7 +146,7 @@ B_D23 = r"""\nabla_{\mu_c} \log p(x) = \frac{\frac1C \nabla_{\mu_c} N(x; \mu_c)}
 = \gamma_c(x)\, \frac{x - \mu_c}{\sigma^2},"""
 
 
-B_D24 = r"""\lVert\epsilon_c\rVert^2 - \lVert\epsilon_m\rVert^2 = \frac{\mu_m - \mu_c}{\sigma} \cdot (\epsilon_c + \epsilon_m),"""  # noqa: E501
+B_D24 = r"""\lVert\zeta_c\rVert^2 - \lVert\zeta_{c^\star}\rVert^2 = \frac{\mu_{c^\star} - \mu_c}{\sigma} \cdot (\zeta_c + \zeta_{c^\star}),"""  # noqa: E501
 
 
 B_D25 = r"""\log p(x) = \sum_j \big[x_j \ell_j - \log(1 + e^{\ell_j})\big], \qquad
@@ -162,7 +162,7 @@ B_D27 = r"""\mu \leftarrow \mu + \eta_\mu\, n\, \tilde g_\mu, \qquad
 \qquad \eta_\sigma = \frac{3 + \ln d}{5\sqrt d}."""
 
 
-B_D28 = r"""-\lVert \tilde z_i - \tilde z_j\rVert^2 = \big[2\tilde z_i,\ -\lVert \tilde z_i\rVert^2,\ -1\big] \cdot \big[\tilde z_j,\ 1,\ \lVert \tilde z_j\rVert^2\big]"""  # noqa: E501
+B_D28 = r"""-\lVert \tilde z_i - \tilde z_l\rVert^2 = \big[2\tilde z_i,\ -\lVert \tilde z_i\rVert^2,\ -1\big] \cdot \big[\tilde z_l,\ 1,\ \lVert \tilde z_l\rVert^2\big]"""  # noqa: E501
 
 
 B_R1 = r"""\nabla_\theta J = \sum_i \left.\frac{\partial J}{\partial r_i}\right|_{r=\rho} \rho_i\, \nabla_\theta \log p_\theta(x_i)."""  # noqa: E501
@@ -511,9 +511,9 @@ F_{\sigma\sigma} = \mathbb E\Big[\Big(\frac{\delta^2}{\sigma^3} - \frac1\sigma\B
 B_S1 = r"""\nabla_\mu \log p = L^{-\top}\epsilon, \qquad
 \nabla_L \log p = \operatorname{tril}\big(L^{-\top}(\epsilon\epsilon^\top - I)\big)."""
 
-B_S2 = r"""G_\delta = \sum_i u_i\,\epsilon_i, \qquad
+B_S2 = r"""G_\xi = \sum_i u_i\,\epsilon_i, \qquad
 G_M = \sum_i u_i\,(\epsilon_i\epsilon_i^\top - I), \qquad
-\mu \leftarrow \mu + \eta_\mu A G_\delta, \qquad
+\mu \leftarrow \mu + \eta_\mu A G_\xi, \qquad
 A \leftarrow A \exp\!\big(\tfrac{\eta_M}{2} G_M\big)."""
 
 B_S3 = r"""\sigma^2 g_\sigma = 2\,\tilde g_\sigma, \qquad \tilde g_\sigma = \frac{\sigma^2}{2}\, g_\sigma ."""
@@ -521,8 +521,8 @@ B_S3 = r"""\sigma^2 g_\sigma = 2\,\tilde g_\sigma, \qquad \tilde g_\sigma = \fra
 B_S4 = r"""\tilde\nabla_\mu = \sum_i w_i (x_i - \mu), \qquad
 \tilde\nabla_\Sigma = \sum_i w_i \big((x_i - \mu)(x_i - \mu)^\top - \Sigma\big),"""
 
-B_S5 = r"""p_\sigma \leftarrow (1 - c_\sigma)\,p_\sigma + \sqrt{c_\sigma(2 - c_\sigma)\,n_{\mathrm{eff}}}\; C^{-1/2}\,\frac{\mu' - \mu}{\sigma}, \qquad
-\sigma \leftarrow \sigma \exp\!\Big(\frac{c_\sigma}{d_\sigma}\Big(\frac{\lVert p_\sigma\rVert}{\mathbb E\lVert N(0, I)\rVert} - 1\Big)\Big),"""  # noqa: E501
+B_S5 = r"""\mathbf p_\sigma \leftarrow (1 - \alpha_\sigma)\,\mathbf p_\sigma + \sqrt{\alpha_\sigma(2 - \alpha_\sigma)\,n_{\mathrm{eff}}}\; \mathbf C^{-1/2}\,\frac{\mu' - \mu}{\sigma}, \qquad
+\sigma \leftarrow \sigma \exp\!\Big(\frac{\alpha_\sigma}{D_\sigma}\Big(\frac{\lVert \mathbf p_\sigma\rVert}{\mathbb E\lVert N(0, I)\rVert} - 1\Big)\Big),"""  # noqa: E501
 
 
 def _moment_expectation(expr, delta, sigma):
