@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="number of single edits (default 200)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show-pinned", action="store_true", help="print the edits only the ledger's pin caught")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     texts = claims.texts_now()
@@ -76,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         failures = claims.doc_failures(mutated, ledger)
         if failures:
             caught += 1
-            by_content += any(
+            content = any(
                 not failure.startswith(("not in the reviewed ledger", "in the ledger, not")) for failure in failures
             )
+            by_content += content
+            if args.show_pinned and not content:
+                line = texts[name][:position].count("\n") + 1
+                print(f"pinned only: {name}.md:{line}: {texts[name].split(chr(10))[line - 1][:100]!r}")
         else:
             line = texts[name][:position].count("\n") + 1
             missed.append(f"{name}.md:{line}: {texts[name].split(chr(10))[line - 1]!r}")

@@ -211,9 +211,10 @@ def test_evograd_ratio_node_is_a_magic_box_to_first_order_only():
         (box_second,) = torch.autograd.grad(box_first.sum(), mu)
         delta = float(x[i, 0]) - mu0
         assert float(node.detach()) == float(box.detach()) == 1.0
-        assert float(first) == pytest.approx(float(box_first), rel=1e-6)
-        assert float(first) == pytest.approx(delta / sigma**2, rel=1e-6)
-        assert float(second) == pytest.approx(-1 / sigma**2, rel=1e-6)  # the derivative of its backward formula
+        assert float(first.detach()) == pytest.approx(float(box_first.detach()), rel=1e-6)
+        assert float(first.detach()) == pytest.approx(delta / sigma**2, rel=1e-6)
+        # the second derivative of NormalProbRatio is the derivative of its backward formula
+        assert float(second.detach()) == pytest.approx(-1 / sigma**2, rel=1e-6)
         assert float(box_second) == pytest.approx(delta**2 / sigma**4 - 1 / sigma**2, rel=1e-12)
         assert abs(float(second) - float(box_second)) > 0.1
 
