@@ -23,6 +23,7 @@ import functools
 import math
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -1267,8 +1268,9 @@ def doc_failures(texts: dict[str, str], ledger: list[str] | None = None) -> list
     ]
     reviewed = LEDGER.read_text().split("\n") if ledger is None else ledger
     now = all_ledger_entries(texts)
-    failures += [f"not in the reviewed ledger: {entry!r}" for entry in sorted(set(now) - set(reviewed))]
-    failures += [f"in the ledger, not in the docs: {entry!r}" for entry in sorted(set(reviewed) - set(now))]
+    now_counts, reviewed_counts = Counter(now), Counter(reviewed)  # as multisets: a formula may appear twice
+    failures += [f"not in the reviewed ledger: {entry!r}" for entry in sorted(now_counts - reviewed_counts)]
+    failures += [f"in the ledger, not in the docs: {entry!r}" for entry in sorted(reviewed_counts - now_counts)]
     return failures
 
 
