@@ -8,12 +8,12 @@ evolution", PPSN XVI) as an option for the mean.
 Distribution: ``PairedNormal(mu, sigma (d,), learn_sigma=True)``: pairs
 x_k^± = mu ± eps_k.  Estimator: ``Mean(shaping=centered_ranks)``; the shaped
 fitness f^± has mean zero, so it is its own baseline b = 0.  PGPE's gradients are
-Mean's gradients times sigma^2 (m = n/2 pairs):
+Mean's gradients times sigma^2 (n/2 pairs k):
 
 .. math::
 
-    g_\mu = \frac1m \sum_k \epsilon_k \frac{f_k^+ - f_k^-}{2}, \qquad
-    g_\sigma = \frac1m \sum_k \Big(\frac{f_k^+ + f_k^-}{2} - b\Big)\frac{\epsilon_k^2 - \sigma^2}{\sigma}
+    g_\mu = \frac2n \sum_k \epsilon_k \frac{f_k^+ - f_k^-}{2}, \qquad
+    g_\sigma = \frac2n \sum_k \Big(\frac{f_k^+ + f_k^-}{2} - b\Big)\frac{\epsilon_k^2 - \sigma^2}{\sigma}
 
 Updates: :math:`\mu \leftarrow \mu + \alpha_\mu g_\mu` (``optimizer="sgd"``) or by ClipUp
 (``optimizer="clipup"``):

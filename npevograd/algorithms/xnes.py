@@ -3,25 +3,25 @@ r"""xNES: exponential natural evolution strategy (Glasmachers, Schaul, Sun, Wier
 "Exponential natural evolution strategies", GECCO 2010, Algorithm 1; also
 Wierstra et al. 2014, JMLR 15, section 4.
 
-Distribution: ``MultivariateNormal(mu, L, learn_scale=True)``, x_k = mu + A z_k with A = sigma B,
+Distribution: ``MultivariateNormal(mu, L, learn_scale=True)``, x_k = mu + A eps_k with A = sigma B,
 det B = 1.  Estimator: ``Mean(shaping=nes_utilities)`` (its weights times n are the
 NES utilities u_k).  Update: the natural gradient in local coordinates
-:math:`\mu = \mu_0 + A\delta`, :math:`A = A_0 \exp(M/2)`, M symmetric, where the
+:math:`\mu = \mu_0 + A\xi`, :math:`A = A_0 \exp(M/2)`, M symmetric, where the
 Fisher information is the identity, followed by the exponential map:
 
 .. math::
 
-    G_\delta = \sum_k u_k z_k, \qquad G_M = \sum_k u_k (z_k z_k^\top - I)
+    G_\xi = \sum_k u_k \epsilon_k, \qquad G_M = \sum_k u_k (\epsilon_k \epsilon_k^\top - I)
 
     G_\sigma = \operatorname{tr}(G_M)/d, \qquad G_B = G_M - G_\sigma I
 
-    \mu \leftarrow \mu + \eta_\mu A G_\delta, \qquad
+    \mu \leftarrow \mu + \eta_\mu A G_\xi, \qquad
     A \leftarrow A\, e^{\eta_\sigma G_\sigma / 2} \operatorname{expm}\big(\tfrac{\eta_B}{2} G_B\big)
 
 (``scipy.linalg.expm``).  The updated A is full; npevograd's distribution keeps the
 lower-triangular factor L of the same covariance :math:`A A^\top` (from a QR
 decomposition of :math:`A^\top`).  That changes nothing: with L = A Q, Q orthogonal,
-the whitened samples are :math:`Q^\top z`, :math:`G_M` becomes :math:`Q^\top G_M Q`, and
+the whitened samples are :math:`Q^\top \epsilon`, :math:`G_M` becomes :math:`Q^\top G_M Q`, and
 both the mean step and :math:`A e^{G} A^\top` come out the same.
 
 ``separable=True`` keeps only the diagonal of G_B (no rotation is learnt): with a

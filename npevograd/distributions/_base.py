@@ -3,7 +3,7 @@
 A distribution owns its parameters (``params``: name -> live ndarray) and
 knows its score, the gradient of ``log p_theta(x)`` with respect to each
 parameter.  Estimators only ever ask it for ``weighted_score(w, x)``, the
-contraction ``sum_i w[i] * score(x)[name][i]`` (``docs/derivations.md``, section 3).
+contraction ``sum_i w[i] * score(x)[name][i]`` (``docs/derivations.md``, section 4).
 """
 
 from __future__ import annotations

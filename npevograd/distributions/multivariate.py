@@ -1,41 +1,43 @@
 r"""Full-covariance Gaussian ``MultivariateNormal``: x = mu + L z, L lower triangular.
 
 With :math:`z \sim N(0, I)`, :math:`\Sigma = L L^\top` and the whitened sample
-:math:`u = L^{-1}(x - \mu)` (so :math:`u = z` for a sample of this distribution):
+:math:`\epsilon = L^{-1}(x - \mu)` (the standard normal draw of a sample of this distribution):
 
 .. math::
 
-    \log p(x) = -\tfrac12 \|u\|^2 - \sum_j \log L_{jj} - \tfrac{d}{2}\log 2\pi
+    \log p(x) = -\tfrac12 \|\epsilon\|^2 - \sum_j \log L_{jj} - \tfrac{d}{2}\log 2\pi
 
-Score, with :math:`v = L^{-\top} u = \Sigma^{-1}(x - \mu)`.  From
-:math:`du = -L^{-1}\,dL\,u`, :math:`d(-\tfrac12 u^\top u) = \operatorname{tr}(u u^\top L^{-1} dL)`
+Score, with :math:`v = L^{-\top} \epsilon = \Sigma^{-1}(x - \mu)`.  From
+:math:`d\epsilon = -L^{-1}\,dL\,\epsilon`,
+:math:`d(-\tfrac12 \epsilon^\top \epsilon) = \operatorname{tr}(\epsilon \epsilon^\top L^{-1} dL)`
 and :math:`d \log\det L = \operatorname{tr}(\operatorname{diag}(1/L_{jj})\, dL)`; kept to the
 lower triangle (the parameters; zeros above it):
 
 .. math::
 
     \partial_\mu \log p = v, \qquad
-    \partial_L \log p = \operatorname{tril}\big(v u^\top\big) - \operatorname{diag}(1/L_{jj})
-                      = \operatorname{tril}\big(L^{-\top}(u u^\top - I)\big)
+    \partial_L \log p = \operatorname{tril}\big(v \epsilon^\top\big) - \operatorname{diag}(1/L_{jj})
+                      = \operatorname{tril}\big(L^{-\top}(\epsilon \epsilon^\top - I)\big)
 
 (the second form because :math:`L^{-\top}` is upper triangular with diagonal
-:math:`1/L_{jj}`).  Weighted over a sample, with :math:`C = \sum_i w_i u_i u_i^\top
+:math:`1/L_{jj}`).  Weighted over a sample, with :math:`C = \sum_i w_i \epsilon_i \epsilon_i^\top
 = U^\top \operatorname{diag}(w) U` (one BLAS product, never an (n, d, d) array; w, U and L scaled by powers of 2 first):
 
 .. math::
 
-    \sum_i w_i \partial_\mu \log p(x_i) = L^{-\top} \textstyle\sum_i w_i u_i, \qquad
+    \sum_i w_i \partial_\mu \log p(x_i) = L^{-\top} \textstyle\sum_i w_i \epsilon_i, \qquad
     \sum_i w_i \partial_L \log p(x_i) = \operatorname{tril}\big(L^{-\top} C\big)
         - \big(\textstyle\sum_i w_i\big) \operatorname{diag}(1/L_{jj})
 
-Natural gradient, in the local coordinates :math:`\mu = \mu_0 + L_0\delta`,
+Natural gradient, in the local coordinates :math:`\mu = \mu_0 + L_0\xi`,
 :math:`L = L_0 (I + B)`, B lower triangular (both zero at the current parameters).
-There the score is :math:`\partial_\delta = u`, :math:`\partial_B = \operatorname{tril}(u u^\top - I)`,
-and since :math:`E[(u^\top B u - \operatorname{tr}B)(u u^\top - I)] = B + B^\top` for
-:math:`u \sim N(0, I)` the Fisher information is diagonal: 1 for every entry of
-:math:`\delta` and every strictly-lower entry of B, 2 for a diagonal entry of B, and
+There the score is :math:`\partial_\xi = \epsilon`,
+:math:`\partial_B = \operatorname{tril}(\epsilon \epsilon^\top - I)`,
+and since :math:`E[(\epsilon^\top B \epsilon - \operatorname{tr}B)(\epsilon \epsilon^\top - I)] = B + B^\top` for
+:math:`\epsilon \sim N(0, I)` the Fisher information is diagonal: 1 for every entry of
+:math:`\xi` and every strictly-lower entry of B, 2 for a diagonal entry of B, and
 the cross terms vanish (odd moments).  Pulling the gradient back
-(:math:`g_\delta = L^\top g_\mu`, :math:`g_B = \operatorname{tril}(L^\top g_L)`), dividing by the
+(:math:`g_\xi = L^\top g_\mu`, :math:`g_B = \operatorname{tril}(L^\top g_L)`), dividing by the
 Fisher and pushing forward again:
 
 .. math::
