@@ -525,6 +525,13 @@ B_S4 = r"""\tilde\nabla_\mu = \sum_i w_i (x_i - \mu), \qquad
 B_S5 = r"""\mathbf p_\sigma \leftarrow (1 - \alpha_\sigma)\,\mathbf p_\sigma + \sqrt{\alpha_\sigma(2 - \alpha_\sigma)\,n_{\mathrm{eff}}}\; \mathbf C^{-1/2}\,\frac{\mu' - \mu}{\sigma}, \qquad
 \sigma \leftarrow \sigma \exp\!\Big(\frac{\alpha_\sigma}{D_\sigma}\Big(\frac{\lVert \mathbf p_\sigma\rVert}{\mathbb E\lVert N(0, I)\rVert} - 1\Big)\Big),"""  # noqa: E501
 
+B_B1 = r"""\tilde f(x) = f(\pi(x)) + \gamma \sum_j \Big(\frac{x_j - \pi(x)_j}{s_j}\Big)^2,
+\qquad \gamma = \frac{2\,\mathrm{IQR}_i\, f(\pi(x_i))}{d},"""
+
+B_B2 = r"""\nabla_\theta\, \mathbb{E}_{x \sim p_\theta}\big[\tilde f(x)\big]
+= \mathbb{E}_{x \sim p_\theta}\big[\tilde f(x)\, \nabla_\theta \log p_\theta(x)\big]
+\approx \frac1n \sum_i \tilde f(x_i)\, \nabla_\theta \log p_\theta(x_i),"""
+
 
 def _moment_expectation(expr, delta, sigma):
     """E of a polynomial in delta ~ N(0, sigma^2): E delta^k = sigma^k (k - 1)!! for even k, 0 for odd."""
@@ -927,6 +934,24 @@ def test_exercise_balance_heuristic_is_unbiased_under_stratified_draws():
         assert abs(values.mean() - 1.25) < 4.5 * values.std(ddof=1) / math.sqrt(len(values))
 
 
+def check_box_penalty():
+    """Blocks B1, B2: bounds tell the unrepaired x_i with f(pi(x_i)) + gamma sum_j ((x_j - pi(x)_j) / s_j)^2,
+    gamma = 2 IQR / d; so a bounded SNES step equals an unbounded one told that penalised cost at the same x."""
+    d, lower, upper = 4, -0.5, 0.5
+    bounded = ng.algorithms.SNES(np.zeros(d), 1.0, rng=5, bounds=(lower, upper))
+    plain = ng.algorithms.SNES(np.zeros(d), 1.0, rng=5)
+    repaired, x = bounded.ask(), plain.ask()
+    np.testing.assert_array_equal(repaired, np.clip(x, lower, upper))
+    f = np.square(repaired - 0.3).sum(axis=1)  # a cost; the strategies maximise -f
+    q1, q3 = np.percentile(f, [25, 75])
+    penalised = f + 2 * (q3 - q1) / d * np.sum(((x - repaired) / plain.sigma) ** 2, axis=1)
+    assert np.any(penalised > f)
+    bounded.tell(-f)
+    plain.tell(-penalised)
+    np.testing.assert_allclose(bounded.mean, plain.mean, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(bounded.sigma, plain.sigma, rtol=1e-13)
+
+
 DISPLAY = {
     check_score_identity: [B_D1, B_D2, B_D3, B_D5],
     check_ratio_derivative: [B_D4],
@@ -963,6 +988,7 @@ DISPLAY = {
     check_effective_sample_size: [B_R4],
     check_balance_heuristic_unbiased: [B_R5],
     check_stratified_variance: [B_R6],
+    check_box_penalty: [B_B1, B_B2],
 }
 
 
