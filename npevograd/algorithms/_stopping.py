@@ -101,12 +101,12 @@ class Stopping:
     def record(self, costs: np.ndarray, generation: int) -> None:
         """Take the costs of generation ``generation`` (1 for the first tell); finite, lower is better."""
         ordered = np.sort(costs)
-        best, median = float(ordered[0]), float(np.median(ordered))
+        best = float(ordered[0])
         self.cost_range = float(ordered[-1] - ordered[0])
         self.recent_best.appendleft(best)
         if generation % 5 == 0:
             self.best_history.appendleft(best)
-            self.median_history.appendleft(median)
+            self.median_history.appendleft(_sorted_median(ordered))
         flat = not ordered[0] < ordered[int(0.75 * len(ordered))]
         self.flat_generations = self.flat_generations + 1 if flat else 0
         if best < self.best_cost:
@@ -161,6 +161,13 @@ class Stopping:
         return bool(
             np.median(median[:k]) >= np.median(median[k : 2 * k]) and np.median(best[:k]) >= np.median(best[k : 2 * k])
         )
+
+
+def _sorted_median(ordered: np.ndarray) -> float:
+    """``np.median`` of an already sorted 1-D array, without its sort and NaN scan."""
+    m = len(ordered)
+    middle = ordered[(m - 1) // 2 : m // 2 + 1]
+    return float(middle[0]) if m % 2 else float(middle[0] / 2 + middle[1] / 2)
 
 
 # Every criterion's default (pycma's CMAOptions); "default" marks a default that depends on d and popsize.

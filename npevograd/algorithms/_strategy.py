@@ -13,9 +13,11 @@ and writes them last, so a bad ``tell`` leaves the state as it was.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Union
+from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
 
 import numpy as np
 
@@ -73,6 +75,41 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
             )
     for name, value in cast.items():
         params[name][...] = value
+    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+
+
+# What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
+_WRITTEN = threading.local()
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def owning(method: Method) -> Method:
+    """``ask``/``tell`` on a distribution this strategy owns: parameters it wrote and checked are not re-checked.
+
+    On entry, params still holding what ``write_params`` last wrote (the stamp:
+    ``Distribution._params_unchanged``, an identity and bytes comparison) set ``_checked``
+    for the call, so the distribution skips its parameter checks.  A user who changed them
+    in place, or replaced one, breaks the stamp, and the call checks them (and raises) as any
+    other call does.  After a successful call that wrote every parameter through
+    ``write_params`` the parameters are stamped; after one that wrote them otherwise (an
+    optimizer's step) the stamp no longer matches and the next call checks them.
+    """
+
+    @functools.wraps(method)
+    def run(self: Strategy, *args: Any, **kwargs: Any) -> Any:
+        p = self.distribution
+        p._checked = p._params_unchanged()
+        _WRITTEN.params = None
+        try:
+            result = method(self, *args, **kwargs)
+        finally:
+            p._checked = False
+        written, _WRITTEN.params = _WRITTEN.params, None
+        if written is not None and written is p.params and _WRITTEN.names == set(written):
+            p._stamp_params()
+        return result
+
+    return run  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -198,6 +235,7 @@ class Strategy:
             failed=self.failed,
         )
 
+    @owning
     def ask(self, encode: bool = False) -> Samples:
         """Draw the next population, shape (popsize, d); ``tell`` takes its fitness.
 
@@ -217,6 +255,7 @@ class Strategy:
             return self.bounds.repair(self._population)
         return self._population.copy()
 
+    @owning
     def tell(self, fitness: object, x: object = None) -> None:
         """Update from one fitness per row of the last ``ask()`` (higher is better, lower with ``minimize``).
 
