@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _timing import ROOT, fmt_iqr, machine, quartiles
+from gradient import gradient_inputs
 
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 SIZES = {
@@ -67,14 +68,7 @@ def child_rows(size: dict[str, Any]) -> dict[str, Callable[[], object]]:
     from npevograd.noise import NoiseTable
 
     n, d = size["shape"]
-    rng = np.random.default_rng(1)
-    mu = (0.1 * rng.standard_normal(d)).astype(np.float32)
-    fixed = ng.Normal(mu, 0.5)
-    learned = ng.Normal(mu, np.full(d, 0.5, dtype=np.float32), learn_sigma=True)
-    x = fixed.sample(n, rng)
-    f = rng.standard_normal(n).astype(np.float32)
-    w = f / n
-    mean = ng.Mean()
+    rng, mu, fixed, learned, x, f, w, mean = gradient_inputs(n, d)
     table = NoiseTable(10_000_000, 42, shared=False)
     encoded_p = ng.Normal(mu, np.full(d, 0.5, dtype=np.float32), learn_sigma=True, noise=table)
     encoded = encoded_p.sample(n, rng, encode=True)
