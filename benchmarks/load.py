@@ -94,8 +94,11 @@ def child(mode: str) -> None:
         fn()  # warm-up: lazy imports, the noise table, allocator
     from npevograd.sampling import _blocks
 
-    plan = _blocks.thread_plan()
-    print(json.dumps({"ready": True, "plan": plan._asdict(), "blas": _blas_threads()}), flush=True)
+    if hasattr(_blocks, "thread_plan"):
+        plan = _blocks.thread_plan()._asdict()
+    else:  # an npevograd from before issue 24 (to time the same rows on it)
+        plan = {"threads": _blocks.thread_count(), "note": "before issue 24: no thread_plan"}
+    print(json.dumps({"ready": True, "plan": plan, "blas": _blas_threads()}), flush=True)
     for line in sys.stdin:
         name = line.strip()
         if not name:
