@@ -46,7 +46,9 @@ def restarting(step: Callable[[], object], reset: Callable[[], object], every: i
     return run
 
 
-def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int) -> dict[str, Any]:
+def bench_small(
+    n: int, d: int, repeats: int, scan_generations: int, block: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, Any]:
     import numpy as np
 
     import npevograd as ng
@@ -115,7 +117,7 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int)
     else:
         fns["evotorch"] = _evotorch_small(tt, n, d, every)
     blocks = {name: 1 if name == "evosax_scan" else block for name in fns}  # one scan call: `every` generations
-    out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell")))
+    out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell"), clock=clock))
     for key in [k for k in out if k.startswith("evosax_scan_")]:  # per generation (ratios' quartiles too)
         value = out[key]
         out[key] = [v / scan_generations for v in value] if isinstance(value, list) else value / scan_generations
@@ -212,18 +214,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter blocks")
     parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
     parser.add_argument("--popsizes", default=None, help="comma-separated popsizes (default 10,50,500)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; cpu: time.process_time (CPU time of every thread: steadier on a busy machine)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if not args.all_cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before NumPy or JAX loads
     size = SIZES["quick" if args.quick else "full"]
     popsizes = [int(m) for m in args.popsizes.split(",")] if args.popsizes else size["popsizes"]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: {machine()}; {cores} core(s) usable; load average {os.getloadavg()[0]:.2f}", flush=True)
-    rows = [bench_small(m, 10, size["repeats"], size["scan"], size["block"]) for m in popsizes]
+    print(f"clock: {args.clock}", flush=True)
+    rows = [bench_small(m, 10, size["repeats"], size["scan"], size["block"], clock) for m in popsizes]
     print(report(rows))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "cores": cores, "small": rows}, indent=1))
+        args.json.write_text(
+            json.dumps({"machine": machine(), "cores": cores, "clock": args.clock, "small": rows}, indent=1)
+        )
     return rows
 
 
