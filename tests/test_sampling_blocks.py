@@ -146,3 +146,48 @@ def test_blas_is_held_at_one_thread_inside_blocks_and_restored_after(monkeypatch
     assert inside == inside_nested == after_nested == [1] * len(outside)
     assert product is nested is _blocks._matmul
     assert seen["other"] is _blocks._einsum
+
+
+def test_the_caller_computes_blocks_while_a_helper_is_held_up(monkeypatch):
+    """A helper thread the machine does not run (here: one that waits) holds up its own block only."""
+    import threading
+
+    monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", "2")  # one helper beside the caller
+    caller = threading.get_ident()
+    by_caller, helper_in, released = [], threading.Event(), threading.Event()
+    helper_waited = []
+
+    def fn(k: int, start: int, stop: int) -> int:
+        if threading.get_ident() == caller:
+            helper_in.wait(10)  # the helper has taken a block (however late the machine runs it)
+            by_caller.append(k)
+            if len(by_caller) == 2:  # every block but the helper's is done: let it go
+                released.set()
+        else:
+            helper_in.set()
+            helper_waited.append(released.wait(10))
+        return 10 * k + start
+
+    blocks = _blocks.row_blocks(3, 1)
+    assert list(_blocks.map_blocks(fn, blocks)) == [0, 11, 22]
+    assert len(by_caller) == 2 and helper_waited == [True]  # released by the caller, not by the timeout
+
+
+def test_an_error_in_a_block_reaches_the_caller_and_no_thread_is_left(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("NPEVOGRAD_NUM_THREADS", "3")
+    before = threading.active_count()
+
+    def fn(k: int, start: int, stop: int) -> int:
+        if k == 4:
+            raise ArithmeticError(f"block {k}")
+        return k
+
+    with pytest.raises(ArithmeticError, match="block 4"):
+        list(_blocks.map_blocks(fn, _blocks.row_blocks(9, 1)))
+    assert threading.active_count() == before
+    partial = _blocks.map_blocks(lambda k, start, stop: k, _blocks.row_blocks(9, 1))
+    assert next(partial) == 0
+    partial.close()  # a consumer that stops early: the helpers are joined
+    assert threading.active_count() == before

@@ -38,13 +38,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -180,26 +176,93 @@ def map_blocks(
 ) -> Iterator[T]:
     """fn(k, start, stop) for each block k, yielded in block order.
 
-    With more than one thread in the plan the blocks run in up to ``plan.threads`` threads,
-    one block per thread at a time (plus a few queued, not yet started).  A thread takes the
-    next block when it finishes one, so a thread that a busy machine leaves waiting delays
-    one block, not a share of them.
+    With more than one thread in the plan, ``plan.threads - 1`` helper threads and the
+    calling thread take the blocks in turn, each the next one nobody has taken, at most
+    ``2 * plan.threads`` blocks ahead of the one the caller yields next (the peak memory of
+    the results in flight).  The caller computes blocks too while it waits: on a machine
+    whose cores are all busy, a helper the scheduler has not run holds up the one block it
+    took, never the rest, and with no helper running the call takes its one-thread time.
     """
     workers = min((plan or thread_plan()).threads, len(blocks))
     if workers <= 1:
         for k, (start, stop) in enumerate(blocks):
             yield fn(k, start, stop)
         return
-    from concurrent.futures import ThreadPoolExecutor  # only when threads are used: import npevograd stays light
+    shared = _SharedBlocks(fn, blocks, window=2 * workers)
+    helpers = [threading.Thread(target=shared.help, daemon=True) for _ in range(workers - 1)]
+    for helper in helpers:
+        helper.start()
+    try:
+        for k in range(len(blocks)):
+            yield shared.result(k)
+    finally:
+        shared.close()
+        for helper in helpers:
+            helper.join()
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[Future[T]] = deque()
-        for k, (start, stop) in enumerate(blocks):
-            pending.append(pool.submit(fn, k, start, stop))
-            if len(pending) > 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+
+class _SharedBlocks:
+    """The blocks of one ``map_blocks`` call: which are taken, which are done, and their results."""
+
+    def __init__(self, fn: Callable[[int, int, int], Any], blocks: list[tuple[int, int]], window: int):
+        self.fn, self.blocks, self.window = fn, blocks, window
+        self.cond = threading.Condition()
+        self.next = 0  # the next block nobody has taken
+        self.consumed = 0  # blocks the caller has yielded
+        self.done: dict[int, tuple[bool, Any]] = {}  # k -> (fn returned, its value or exception)
+        self.closed = False
+
+    def _take(self) -> int | None:
+        """The next untaken block within the window, or None (call with ``cond`` held)."""
+        if self.closed or self.next >= len(self.blocks) or self.next >= self.consumed + self.window:
+            return None
+        self.next += 1
+        return self.next - 1
+
+    def _run(self, k: int) -> None:
+        start, stop = self.blocks[k]
+        try:
+            outcome: tuple[bool, Any] = (True, self.fn(k, start, stop))
+        except BaseException as exc:  # handed to the caller, raised there
+            outcome = (False, exc)
+        with self.cond:
+            self.done[k] = outcome
+            self.cond.notify_all()
+
+    def help(self) -> None:
+        """A helper thread: take and run blocks until none is left (or the call is closed)."""
+        while True:
+            with self.cond:
+                k = self._take()
+                while k is None:
+                    if self.closed or self.next >= len(self.blocks):
+                        return
+                    self.cond.wait()
+                    k = self._take()
+            self._run(k)
+
+    def result(self, k: int) -> Any:
+        """Block k's value, computing other blocks on the calling thread while it is not done."""
+        while True:
+            with self.cond:
+                if k in self.done:
+                    returned, value = self.done.pop(k)
+                    self.consumed = k + 1
+                    self.cond.notify_all()  # the window moved: helpers may take more
+                    break
+                mine = self._take()
+                if mine is None:
+                    self.cond.wait()
+                    continue
+            self._run(mine)
+        if not returned:
+            raise value
+        return value
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
 
 
 def weighted_row_sums(
