@@ -19,9 +19,10 @@ samples) are split into blocks of rows fixed by the shape alone, each filled fro
 own child stream of the caller's Generator, so the samples are the same whatever the
 number of threads.
 
-Threads: decided here, in one place (``thread_plan``).  Blocks run in a small thread
-pool (NumPy releases the GIL in its fills, ufuncs and BLAS calls) of ``thread_plan().threads``
-threads: ``NPEVOGRAD_NUM_THREADS`` when set, else the cores this process may run on, at most
+Threads: decided here, in one place (``thread_plan``).  Blocks run on the calling thread
+and ``thread_plan().threads - 1`` helper threads (NumPy releases the GIL in its fills, ufuncs
+and BLAS calls), each taking the next block nobody has taken (``map_blocks``):
+``NPEVOGRAD_NUM_THREADS`` threads when set, else the cores this process may run on, at most
 ``MAX_THREADS``.  Inside a block BLAS gets one thread: a block's product is a few
 microseconds of work, and a BLAS that wakes its own threads for each of hundreds of such
 calls waits, at every call, for threads that a busy machine has not scheduled (measured,
