@@ -15,6 +15,7 @@ def alternate(
     block: int | dict[str, int] = 1,
     warm: int = 0,
     baselines: tuple[str, ...] = ("npevograd",),
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median seconds per call of each callable; the callables take turns in blocks of calls.
 
@@ -33,10 +34,10 @@ def alternate(
         for name, fn in fns.items():
             for _ in range(warm):
                 fn()
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(blocks[name]):
                 fn()
-            times[name].append((time.perf_counter() - t0) / blocks[name])
+            times[name].append((clock() - t0) / blocks[name])
     out = {f"{name}_s": statistics.median(ts) for name, ts in times.items()}
     for k, base in enumerate(baselines):
         suffix = "_ratio" if k == 0 else f"_over_{base}"

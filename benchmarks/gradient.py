@@ -31,6 +31,21 @@ GOALS = {
     "gradient/encoded": (2.0, 'max'),
 }
 
+def gradient_inputs(n: int, d: int) -> tuple[Any, ...]:
+    """The section's inputs (``load.py`` times the same): rng, mu, fixed and learned Normal, x, f, w = f / n, Mean()."""
+    import numpy as np
+
+    import npevograd as ng
+
+    rng = np.random.default_rng(1)
+    mu = (0.1 * rng.standard_normal(d)).astype(np.float32)
+    fixed = ng.Normal(mu, 0.5)
+    learned = ng.Normal(mu, np.full(d, 0.5, dtype=np.float32), learn_sigma=True)
+    x = fixed.sample(n, rng)
+    f = rng.standard_normal(n).astype(np.float32)
+    return rng, mu, fixed, learned, x, f, f / n, ng.Mean()
+
+
 def bench_gradient(size: dict[str, Any], threads: int) -> dict[str, Any]:
     import numpy as np
 
@@ -38,14 +53,7 @@ def bench_gradient(size: dict[str, Any], threads: int) -> dict[str, Any]:
 
     n, d = size["gradient_shape"]
     repeats = size["gradient_repeats"]
-    rng = np.random.default_rng(1)
-    mu = (0.1 * rng.standard_normal(d)).astype(np.float32)
-    fixed = ng.Normal(mu, 0.5)
-    learned = ng.Normal(mu, np.full(d, 0.5, dtype=np.float32), learn_sigma=True)
-    x = fixed.sample(n, rng)
-    f = rng.standard_normal(n).astype(np.float32)
-    w = f / n
-    mean = ng.Mean()
+    rng, mu, fixed, learned, x, f, w, mean = gradient_inputs(n, d)
     out: dict[str, Any] = {"n": n, "d": d, "dtype": "float32", "sample_matrix_mb": x.nbytes / 2**20}
 
     def floor() -> object:

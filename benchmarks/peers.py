@@ -11,7 +11,8 @@ Workloads, each run once pinned to one core and once on every core:
   not the problem: (a) SNES with a learned diagonal sigma (sample, ranks, gradient,
   natural-gradient step), (b) fixed sigma with antithetic pairs (evosax ``Open_ES``,
   EvoTorch ``PGPE`` with ``stdev_learning_rate=0``, npevograd ``PairedNormal``).
-* ``small`` (``peers_small.py``): d = 10, n = 50 and 500, the full loop with a Rastrigin fitness written in
+* ``small`` (``peers_small.py``, also a script of its own): d = 10, n = 10, 50 and 500, the full loop
+  with a Rastrigin fitness written in
   each library's array language, SNES with NES utilities: npevograd's demo loop body;
   evosax ``jax.jit`` of ask + evaluate + tell (compile time reported apart) and its whole
   loop in one ``jax.lax.scan`` (time per generation); EvoTorch ``SNES.step()``.
@@ -55,6 +56,7 @@ from typing import Any, Callable
 from _peers import alternate, load_evotorch, load_jax
 from _timing import fmt_iqr, machine, quartiles
 from peers_small import bench_small
+from peers_small import report as small_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,9 +226,9 @@ def bench_import(repeats: int = 10) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 SIZES = {
-    "quick": {"highd": (200, 100_000), "small": (50, 500), "repeats": 5, "small_repeats": 20, "block": 20,
+    "quick": {"highd": (200, 100_000), "small": (10, 50, 500), "repeats": 5, "small_repeats": 20, "block": 20,
               "scan": 100},
-    "full": {"highd": (1000, 100_000), "small": (50, 500), "repeats": 7, "small_repeats": 40, "block": 50,
+    "full": {"highd": (1000, 100_000), "small": (10, 50, 500), "repeats": 7, "small_repeats": 40, "block": 50,
              "scan": 200},
 }
 
@@ -277,14 +279,8 @@ def report(results: dict[str, Any]) -> str:
             r = h[key]
             peers = ratios_text(r)
             lines.append(f"high-d {key} n={h['n']} d={h['d']}: npevograd {r['npevograd_s'] * 1e3:.0f} ms; {peers}")
-        for r in run.get("small", []):
-            peers = ratios_text(r)
-            lines.append(f"small n={r['n']} d={r['d']}: npevograd {r['npevograd_s'] * 1e6:.0f} us; {peers}"
-                         " (floor: ratio < 1 = how far above the fewest-calls floor)")
-            if "npevograd_asktell_s" in r:
-                peers = ratios_text(r, "_over_npevograd_asktell")
-                ask_tell = r["npevograd_asktell_s"] * 1e6
-                lines.append(f"  ask/tell n={r['n']}: npevograd algorithms.SNES {ask_tell:.0f} us; {peers}")
+        if run.get("small"):
+            lines.append("small loop, SNES d = 10:\n" + small_report(run["small"]))
         s = run.get("sampling")
         if s:
             peers = ratios_text(s)

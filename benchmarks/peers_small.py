@@ -1,14 +1,31 @@
-"""Section ``small`` of ``peers.py``: d = 10 SNES loops (n = 50, 500) in npevograd, evosax and EvoTorch.
+"""The small loop: d = 10 SNES generations (n = 10, 50, 500) in npevograd, evosax and EvoTorch (issue 24).
 
-See ``peers.py`` for the method (blocks of consecutive calls, restarts every ``scan`` generations).
+    python benchmarks/peers_small.py            # pinned to one core, n = 10, 50, 500
+    python benchmarks/peers_small.py --quick    # fewer repeats
+    python benchmarks/peers.py --sections small # the same rows inside peers.py (one core and all cores)
+
+Rows, timed alternating side by side in one process (``peers.py`` gives the method: blocks of
+consecutive calls, restarts every ``scan`` generations): ``npevograd_asktell``, a generation of
+``ng.algorithms.SNES`` (``es.tell(f(es.ask()))``); ``npevograd``, the same SNES written by hand
+with the public distribution and estimator; ``floor``, the fewest NumPy calls the same
+generation needs (``floor`` below: draw, shift and scale, fitness, ranks, one contraction of
+eps and eps^2 - 1, the two steps); evosax's ``jax.jit`` of ask + evaluate + tell and its whole
+loop in one ``jax.lax.scan`` (per generation); EvoTorch's ``SNES.step()``.  Goals (issue 24):
+evosax jit / ask-tell >= 1.5, ask-tell / floor <= 1.5.  Run by itself the script pins its
+process to one core before NumPy or JAX loads (so BLAS and XLA see one CPU).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from _peers import alternate, load_evotorch, load_jax
+from _timing import fmt_iqr, machine
 
 
 def restarting(step: Callable[[], object], reset: Callable[[], object], every: int) -> Callable[[], object]:
@@ -29,7 +46,9 @@ def restarting(step: Callable[[], object], reset: Callable[[], object], every: i
     return run
 
 
-def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int) -> dict[str, Any]:
+def bench_small(
+    n: int, d: int, repeats: int, scan_generations: int, block: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, Any]:
     import numpy as np
 
     import npevograd as ng
@@ -68,7 +87,8 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int)
     gen = np.random.default_rng(2)
 
     def floor() -> None:
-        # the fewest NumPy calls: draw, fitness, argsort, one contraction of eps and eps^2, step
+        # the fewest NumPy calls a SNES generation needs: draw, shift and scale, fitness, ranks (two argsorts),
+        # one contraction of [eps, eps^2 - 1] with the utilities, the mu and sigma steps
         eps = gen.standard_normal((n, d))
         x = mu_f + sigma_f * eps
         u = utilities[np.argsort(np.argsort(rastrigin(x)))]
@@ -97,7 +117,7 @@ def bench_small(n: int, d: int, repeats: int, scan_generations: int, block: int)
     else:
         fns["evotorch"] = _evotorch_small(tt, n, d, every)
     blocks = {name: 1 if name == "evosax_scan" else block for name in fns}  # one scan call: `every` generations
-    out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell")))
+    out.update(alternate(fns, repeats, blocks, warm=1, baselines=("npevograd", "npevograd_asktell"), clock=clock))
     for key in [k for k in out if k.startswith("evosax_scan_")]:  # per generation (ratios' quartiles too)
         value = out[key]
         out[key] = [v / scan_generations for v in value] if isinstance(value, list) else value / scan_generations
@@ -163,3 +183,61 @@ def _evotorch_small(tt: Any, n: int, d: int, every: int) -> Callable[[], object]
         searcher._distribution = initial
 
     return restarting(searcher.step, put_back, every)
+
+
+SIZES = {
+    "quick": {"popsizes": (10, 50, 500), "repeats": 15, "block": 20, "scan": 100},
+    "full": {"popsizes": (10, 50, 500), "repeats": 40, "block": 50, "scan": 200},
+}
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    """One line per popsize: times, then the goal ratios with their quartiles over the repeats."""
+    lines = ["times per generation (median); ratios: medians of per-repeat ratios [first, third quartile]"]
+    for r in rows:
+        us = {k[:-2]: v * 1e6 for k, v in r.items() if k.endswith("_s") and k != "evosax_compile_s"}
+        times = ", ".join(f"{k} {v:.0f} us" for k, v in us.items())
+        lines.append(f"n={r['n']} d={r['d']}: {times}")
+        base = "_over_npevograd_asktell"
+        for peer, goal in (("evosax_jit", ">= 1.5"), ("evosax_scan", ""), ("evotorch", ""), ("npevograd", "")):
+            if peer + base in r:
+                lines.append(f"  {peer} / ask-tell: {r[peer + base]:.2f}x {fmt_iqr(r[peer + base + '_iqr'])} {goal}")
+        if "floor" + base in r:
+            q1, q3 = r["floor" + base + "_iqr"]
+            lines.append(f"  ask-tell / floor: {1 / r['floor' + base]:.2f}x {fmt_iqr([1 / q3, 1 / q1])} <= 1.5")
+        lines += [f"  note: {note}" for note in r["notes"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter blocks")
+    parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
+    parser.add_argument("--popsizes", default=None, help="comma-separated popsizes (default 10,50,500)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; cpu: time.process_time (CPU time of every thread: steadier on a busy machine)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if not args.all_cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before NumPy or JAX loads
+    size = SIZES["quick" if args.quick else "full"]
+    popsizes = [int(m) for m in args.popsizes.split(",")] if args.popsizes else size["popsizes"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"machine: {machine()}; {cores} core(s) usable; load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"clock: {args.clock}", flush=True)
+    rows = [bench_small(m, 10, size["repeats"], size["scan"], size["block"], clock) for m in popsizes]
+    print(report(rows))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": machine(), "cores": cores, "clock": args.clock, "small": rows}, indent=1)
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,10 @@ Four sections (issue 6), each a module of its own in this directory:
    and a dense torch float64 version (cdist, exp, autograd) where it fits in memory.
 4. ``scaling`` (``scaling.py``): time against n and d, log-log, written to ``benchmarks/results/``.
 
+``--load`` runs ``load.py`` instead of the sections: every threaded row idle and with one
+busy process per core, default threads against one thread (issue 24; ``--quick`` and
+``--no-threadpoolctl`` are passed on).
+
 Two more comparisons have entry points of their own, because they pin cores and pick
 libraries themselves rather than BLAS thread counts; ``--also`` runs them after the
 sections, with ``--quick`` passed on:
@@ -141,9 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/<mode>.json)")
     parser.add_argument("--also", default="", help=f"then run these entry points too: subset of {','.join(ALSO)}")
+    parser.add_argument("--load", action="store_true", help="run load.py's table (a busy machine) instead")
+    parser.add_argument("--no-threadpoolctl", action="store_true", help="with --load: NPEVOGRAD_THREADPOOLCTL=0")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
+    if args.load:
+        import load
+
+        load.main((["--quick"] if args.quick else []) + (["--no-threadpoolctl"] if args.no_threadpoolctl else []))
+        return 0
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:

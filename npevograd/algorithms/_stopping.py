@@ -103,13 +103,13 @@ class Stopping:
     def record(self, costs: np.ndarray, generation: int) -> None:
         """Take the costs of generation ``generation`` (1 for the first tell); finite, lower is better."""
         ordered = np.sort(costs)
-        best, median = float(ordered[0]), _median(ordered)
+        best = float(ordered[0])
         with np.errstate(over="ignore"):  # the range of costs near +-1.7e308 is inf: wide, as it should read
             self.cost_range = float(ordered[-1] - ordered[0])
         self.recent_best.appendleft(best)
         if generation % 5 == 0:
             self.best_history.appendleft(best)
-            self.median_history.appendleft(median)
+            self.median_history.appendleft(_sorted_median(ordered))
         flat = not ordered[0] < ordered[int(0.75 * len(ordered))]
         self.flat_generations = self.flat_generations + 1 if flat else 0
         if best < self.best_cost:
@@ -166,12 +166,15 @@ class Stopping:
 
 
 def _median(values: Any) -> float:
-    """The median as np.median's, the middle pair averaged as halves when their sum overflows (costs near 1.8e308)."""
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
-    m = ordered.size
-    low, high = float(ordered[(m - 1) // 2]), float(ordered[m // 2])
-    total = low + high  # Python floats: inf on overflow, no warning
-    return total / 2 if math.isfinite(total) or not (math.isfinite(low) and math.isfinite(high)) else low / 2 + high / 2
+    """np.median's value, also where the middle pair's sum would overflow (costs near 1.8e308)."""
+    return _sorted_median(np.sort(np.asarray(values, dtype=np.float64)))
+
+
+def _sorted_median(ordered: np.ndarray) -> float:
+    """``np.median`` of an already sorted 1-D array, without its sort and NaN scan; halves added, so no overflow."""
+    m = len(ordered)
+    middle = ordered[(m - 1) // 2 : m // 2 + 1]
+    return float(middle[0]) if m % 2 else float(middle[0] / 2 + middle[1] / 2)
 
 
 # Every criterion's default (pycma's CMAOptions); "default" marks a default that depends on d and popsize.

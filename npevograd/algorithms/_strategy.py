@@ -13,13 +13,24 @@ and writes them last, so a bad ``tell`` leaves the state as it was.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Union
+from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
 
 import numpy as np
 
-from .._checks import RNGLike, all_finite, all_positive, as_float_array, as_rng, check_bool, check_sample_count
+from .._checks import (
+    RNGLike,
+    all_finite,
+    all_positive,
+    as_float_array,
+    as_rng,
+    check_bool,
+    check_params,
+    check_sample_count,
+)
 from ..distributions import Distribution, Normal
 from ..estimators import Estimate
 from ..noise import EncodedSamples
@@ -126,6 +137,41 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
         raise SampleOverflow(f"{owner}: after this update {risk}; the update was not written")
     for name, value in cast.items():
         params[name][...] = value
+    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+
+
+# What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
+_WRITTEN = threading.local()
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def owning(method: Method) -> Method:
+    """``ask``/``tell`` on a distribution this strategy owns: parameters it wrote and checked are not re-checked.
+
+    On entry, params still holding what ``write_params`` last wrote (the stamp:
+    ``Distribution._params_unchanged``, an identity and bytes comparison) set ``_checked``
+    for the call, so the distribution skips its parameter checks.  A user who changed them
+    in place, or replaced one, breaks the stamp, and the call checks them (and raises) as any
+    other call does.  After a successful call that wrote every parameter through
+    ``write_params`` the parameters are stamped; after one that wrote them otherwise (an
+    optimizer's step) the stamp no longer matches and the next call checks them.
+    """
+
+    @functools.wraps(method)
+    def run(self: Strategy, *args: Any, **kwargs: Any) -> Any:
+        p = self.distribution
+        p._checked = p._params_unchanged()
+        _WRITTEN.params = None
+        try:
+            result = method(self, *args, **kwargs)
+        finally:
+            p._checked = False
+        written, _WRITTEN.params = _WRITTEN.params, None
+        if written is not None and written is p.params and _WRITTEN.names == set(written):
+            p._stamp_params()
+        return result
+
+    return run  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -261,6 +307,7 @@ class Strategy:
             failed=self.failed,
         )
 
+    @owning
     def ask(self, encode: bool = False) -> Samples:
         """Draw the next population, shape (popsize, d); ``tell`` takes its fitness.
 
@@ -287,10 +334,14 @@ class Strategy:
         name = type(self).__name__
         if self._overflow is not None:
             raise ValueError(f"{name} has stopped (es.stop() -> 'overflow'): {self._overflow}")
+        if self.distribution._checked:
+            return  # the parameters are as write_params wrote them, and it checked their reach
+        check_params(self.distribution)  # a parameter changed by hand: named if not finite, before its reach
         risk = overflow_risk(gaussian_params(self.distribution))
         if risk is not None:
             raise ValueError(f"{name}.ask(): {risk}; start from a smaller sigma or mu")
 
+    @owning
     def tell(self, fitness: object, x: object = None) -> None:
         """Update from one fitness per row of the last ``ask()`` (higher is better, lower with ``minimize``).
 

@@ -52,10 +52,50 @@ def checked_after() -> np.errstate:
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
+# Parameters of at most this many bytes are stamped (``_stamp_params``): a copy of their bytes,
+# compared at the next call, costs less than checking them; larger ones are checked at each use.
+STAMP_BYTES = 1 << 16
+
+
 class Distribution:
-    """Base class: subclasses set ``params`` and implement the sampling and score."""
+    """Base class: subclasses set ``params`` and implement the sampling and score.
+
+    An owner that writes the parameters after checking them (a strategy's ``write_params``)
+    stamps them (``_stamp_params``: the arrays and a copy of their bytes).  While
+    ``_params_unchanged()`` finds the same arrays holding the same bytes, the owner sets
+    ``_checked`` for the length of its call, and ``check_params`` (keys, shapes, dtypes,
+    finiteness) is skipped: a change in place, or a replaced entry, breaks the stamp, and the
+    next call checks everything again.
+    """
 
     params: Grad
+    _checked = False  # True only inside an owner's call, while the stamp holds
+    _param_bytes: int  # the parameters' total size, recorded by check_params
+    _stamp: tuple[object, tuple[tuple[str, np.ndarray, bytes], ...]] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        """The state without the owner's stamp and check flags: a pickle depends only on the parameters."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_stamp", "_checked")}
+
+    def _stamp_params(self) -> None:
+        """Record ``params`` as checked: the dict, each array and its bytes (None when they are large)."""
+        params = self.params
+        if sum(v.nbytes for v in params.values()) > STAMP_BYTES:
+            self._stamp = None
+            return
+        self._stamp = (params, tuple((name, v, v.tobytes()) for name, v in params.items()))
+
+    def _params_unchanged(self) -> bool:
+        """True while ``params`` is the stamped dict of the stamped arrays, holding the stamped bytes."""
+        stamp = self._stamp
+        params = self.params
+        if stamp is None or stamp[0] is not params or len(params) != len(stamp[1]):
+            return False
+        for name, array, data in stamp[1]:
+            value = params.get(name)
+            if value is not array or value.tobytes() != data:  # type: ignore[union-attr]
+                return False
+        return True
 
     @property
     def dtype(self) -> np.dtype:
@@ -64,7 +104,7 @@ class Distribution:
     def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
         """Draw ``n`` samples, shape (n, *event_shape); a ValueError naming the parameters if one overflows."""
         n = check_sample_count("n", n)
-        check_sample_bytes(n, check_params(self))
+        check_sample_bytes(n, self._param_bytes if self._checked else check_params(self))
         return self._checked_sample(n, rng)
 
     def _checked_sample(self, n: int, rng: RNGLike) -> np.ndarray:
@@ -134,7 +174,8 @@ class Distribution:
 
     def check_grad(self, grad: Grad) -> Grad:
         """Validate a gradient dict against ``params`` (same names and shapes)."""
-        check_params(self)
+        if not self._checked:
+            check_params(self)
         return check_grad(self.params, grad)
 
     def _finite(self, result: Grad, x: np.ndarray, w: np.ndarray | None = None) -> Grad:

@@ -110,8 +110,13 @@ class Normal(TableEncoding, Distribution):
 
     @property
     def sigma(self) -> np.ndarray:
-        """Current sigma (``params["sigma"]`` when learned), checked finite and > 0 at every use."""
-        return check_sigma(self.params["sigma"] if self.learn_sigma else self._sigma)
+        """Current sigma (``params["sigma"]`` when learned), checked finite and > 0 at every use.
+
+        A learned sigma its owning strategy wrote and checked (``_checked``) is not checked again.
+        """
+        if self.learn_sigma:
+            return self.params["sigma"] if self._checked else check_sigma(self.params["sigma"])
+        return check_sigma(self._sigma)
 
     @property
     def dim(self) -> int:
@@ -134,7 +139,7 @@ class Normal(TableEncoding, Distribution):
         are the decoded windows of the table, so both forms are the same draw.
         """
         n = check_sample_count("n", n)
-        check_sample_bytes(n, check_params(self))
+        check_sample_bytes(n, self._param_bytes if self._checked else check_params(self))
         if encode or self.noise is not None:
             if self.noise is None:
                 raise ValueError(
@@ -157,7 +162,8 @@ class Normal(TableEncoding, Distribution):
         return f"x = mu + sigma * eps with largest sigma {sigma:.4g} and largest |mu| {mu:.4g}: lower sigma or mu"
 
     def check_x(self, x: object) -> np.ndarray:
-        check_params(self)
+        if not self._checked:
+            check_params(self)
         if isinstance(x, EncodedSamples):
             if x.dim != self.dim:
                 raise ValueError(f"x encodes samples of dimension {x.dim}, expected {self.dim}")
