@@ -101,7 +101,9 @@ class Stopping:
     def record(self, costs: np.ndarray, generation: int) -> None:
         """Take the costs of generation ``generation`` (1 for the first tell); finite, lower is better."""
         ordered = np.sort(costs)
-        best, median = float(ordered[0]), float(np.median(ordered))
+        half = len(ordered) // 2  # the median of the sorted costs, read off (np.median costs more than the rest)
+        median = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+        best, median = float(ordered[0]), float(median)
         self.cost_range = float(ordered[-1] - ordered[0])
         self.recent_best.appendleft(best)
         if generation % 5 == 0:

@@ -94,6 +94,7 @@ class EigenGaussian(Distribution):
         self.sigma = sigma
         self.D = np.ones(mu.shape[0])
         self.B: np.ndarray | None = None if separable else np.eye(mu.shape[0])
+        self.BD: np.ndarray | None = None if separable else np.eye(mu.shape[0])  # B diag(D), kept with B and D
 
     @property
     def dim(self) -> int:
@@ -102,14 +103,16 @@ class EigenGaussian(Distribution):
     def check_x(self, x: object) -> np.ndarray:
         return sample_rows(x, self.dim, np.dtype(np.float64))
 
-    def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray]:
-        """(z, x): z ~ N(0, I), shape (n, d), and x = m + sigma B D z (B = I: z becomes x in place, (None, x))."""
+    def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """(z, y, x): z ~ N(0, I), shape (n, d), y = B D z and x = m + sigma y (B = I: z becomes x in place,
+        (None, None, x), no (n, d) array beside x)."""
         z = standard_normal(rng, (n, self.dim), np.float64)
         if self.B is None:
             z *= self.sigma * self.D
             z += self.params["mu"]
-            return None, z
-        return z, self.params["mu"] + (z * (self.sigma * self.D)) @ self.B.T
+            return None, None, z
+        y = z @ self.BD.T  # B D z_k for every row
+        return z, y, self.params["mu"] + self.sigma * y
 
     def whiten(self, x: np.ndarray) -> np.ndarray:
         """z = D^{-1} B^T (x - m) / sigma for each row: the z that ``draw`` made x from."""
@@ -119,7 +122,7 @@ class EigenGaussian(Distribution):
         return (y @ self.B) / self.D
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
-        return self.draw(n, rng)[1]
+        return self.draw(n, rng)[2]
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         z = self.whiten(x)
@@ -206,7 +209,14 @@ class CMAES(Strategy):
         self.p_c = np.zeros(d)
         self.C = np.ones(d) if self.separable else np.eye(d)  # SepCMAES: the diagonal only
         self._decomposed_at = 0  # the generation whose C the current B, D decompose
-        self._z: np.ndarray | None = None
+        self._z: np.ndarray | None = None  # the last ask's z and y = B D z (CMAES)
+        self._y: np.ndarray | None = None
+        # the update's fixed factors
+        self._w_sum = float(self.weights.sum())
+        self._used = np.flatnonzero(self.weights != 0)  # the ranks with a weight
+        self._negative = self.weights[self._used] < 0
+        self._cs_factor = math.sqrt(self.c_sigma * (2 - self.c_sigma) * self.mueff)
+        self._cc_factor = math.sqrt(self.c_c * (2 - self.c_c) * self.mueff)
 
     # ------------------------------------------------------------------ state
     @property
@@ -236,7 +246,7 @@ class CMAES(Strategy):
         if encode:
             raise ValueError(f"encode=True needs a noise table; {type(self).__name__} has none")
         self._decompose_if_due()
-        self._z, x = self.distribution.draw(self.popsize, self.rng)
+        self._z, self._y, x = self.distribution.draw(self.popsize, self.rng)
         self._population = x
         if self.bounds is not None:
             return self.bounds.repair(x)
@@ -252,72 +262,93 @@ class CMAES(Strategy):
             p.D = np.sqrt(self.C)
         else:
             self.C = (self.C + self.C.T) / 2
-            eigenvalues, p.B = np.linalg.eigh(self.C)
-            if not eigenvalues[0] > 0:
+            eigenvalues, B, info = _lapack("dsyevd")(self.C, compute_v=1, lower=1)  # np.linalg.eigh's driver
+            if info != 0 or not eigenvalues[0] > 0:
                 raise ValueError(
                     f"{type(self).__name__}: the covariance matrix lost positive definiteness (smallest eigenvalue "
                     f"{eigenvalues[0]:.3g}) at generation {self.generation}; stop() reports tolconditioncov before "
                     "this in a run that checks it"
                 )
-            p.D = np.sqrt(eigenvalues)
+            p.B, p.D = B, np.sqrt(eigenvalues)
+            p.BD = B * p.D
         self._decomposed_at = self.generation
 
     def _update(self, x: Samples, f: np.ndarray) -> Estimate:
         p, n, d = self.distribution, self.popsize, self.dim
         m, sigma = p.params["mu"], p.sigma
         order = np.argsort(-f, kind="stable")  # best first
-        w = self.weights  # w_1 .. w_n, best first
-        # <z>_w = sum_{i<=mu} w_i z_{i:n} and sum_i c_mu w°_i y_{i:n} y_{i:n}^T, w°_i = w_i d / ||z_{i:n}||^2 if w_i < 0
-        z_w, rank_mu = self._recombine(x, order)
-        y_w = z_w * p.D if p.B is None else p.B @ (p.D * z_w)  # <y>_w = B D <z>_w
-        new_m = m + self.c_m * sigma * y_w
-        # cumulation for sigma: C^{-1/2} <y>_w = B <z>_w
+        # <z>_w = sum_{i<=mu} w_i z_{i:n}, <y>_w = B D <z>_w, C^{-1/2} <y>_w = B <z>_w
+        z_w, y_w, whitened, selected = self._recombine(x, order)
+        new_m = m + (self.c_m * sigma) * y_w
+        # cumulation for sigma
         c_s = self.c_sigma
-        whitened = z_w if p.B is None else p.B @ z_w
-        p_sigma = (1 - c_s) * self.p_sigma + math.sqrt(c_s * (2 - c_s) * self.mueff) * whitened
+        p_sigma = (1 - c_s) * self.p_sigma + self._cs_factor * whitened
         ps_squared = float(p_sigma @ p_sigma)
         h_sigma = ps_squared / d < (2 + 4 / (d + 1)) * (1 - (1 - c_s) ** (2 * (self.generation + 1)))
+        # cumulation for C, stalled when h_sigma = 0
         c_c = self.c_c
-        p_c = (1 - c_c) * self.p_c + (math.sqrt(c_c * (2 - c_c) * self.mueff) if h_sigma else 0.0) * y_w
-        # covariance: decay (with the variance h_sigma = 0 removed from p_c), rank-one, rank-mu
+        p_c = (1 - c_c) * self.p_c + (self._cc_factor if h_sigma else 0.0) * y_w
+        # covariance: decay (with the variance that h_sigma = 0 takes from p_c put back), rank-one, rank-mu
         c1a = self.c_1 * (1 - (0.0 if h_sigma else 1.0) * c_c * (2 - c_c))
-        decay = 1 - c1a - self.c_mu * w.sum()
-        new_C = decay * self.C + self.c_1 * self._outer(p_c) + rank_mu
+        decay = 1 - c1a - self.c_mu * self._w_sum
+        new_C = self._new_covariance(decay, p_c, selected)
         # step size: CSA
         if self.csa_squared:
             exponent = (ps_squared / d - 1) / 2
         else:
             exponent = math.sqrt(ps_squared) / self.chi_d - 1
         new_sigma = sigma * math.exp(min(1.0, c_s / self.d_sigma * exponent))
-        if not (np.isfinite(new_sigma) and new_sigma > 0 and all_finite(new_m) and all_finite(new_C)):
+        diagonal = new_C if self.separable else np.diagonal(new_C)  # |C_ij| <= sqrt(C_ii C_jj): finite with it
+        if not (0 < new_sigma < math.inf and all_finite(new_m) and all_finite(diagonal)):
             raise ValueError(
-                f"{type(self).__name__}: the update is not finite (sigma {new_sigma:.3g}); the mean or the "
-                "covariance overflowed (nothing was changed)"
+                f"{type(self).__name__}: the update is not finite (sigma {new_sigma:.3g}); the samples or the "
+                "fitness overflowed the mean or the covariance (nothing was changed)"
             )
         m[...] = new_m
         p.sigma = new_sigma
         self.C, self.p_sigma, self.p_c = new_C, p_sigma, p_c
-        self._z = None
+        self._z = self._y = None
         weights = np.empty(n)
-        weights[order] = w
-        grad_mu = (z_w / p.D if p.B is None else p.B @ (z_w / p.D)) / sigma  # Sigma^{-1} sum w_i (x_i - m)
+        weights[order] = self.weights
+        grad_mu = (z_w / p.D if p.B is None else p.B @ (z_w / p.D)) / sigma  # Sigma^{-1} sum_{i<=mu} w_i (x_i - m)
         return Estimate(value=float(weights @ f), grad={"mu": grad_mu}, weights=weights)
 
-    def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """<z>_w and the rank-mu term sum_i c_mu w°_i y_{i:n} y_{i:n}^T, y = B D z."""
-        p, w, d = self.distribution, self.weights, self.dim
-        z = self._z if x is self._population and self._z is not None else p.whiten(x)
-        z_sorted = z[order]
-        z_w = w[: self.mu] @ z_sorted[: self.mu]
-        used = w != 0
-        w_used, z_used = w[used], z_sorted[used]
-        w_circ = np.where(w_used < 0, w_used * d / np.einsum("ij,ij->i", z_used, z_used), w_used)
-        y = (z_used * p.D) @ p.B.T
-        return z_w, (self.c_mu * w_circ * y.T) @ y
+    def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+        """<z>_w, <y>_w, B <z>_w and the rank-mu term's (c_mu w°_i, y_{i:n}) for the ranks with a weight.
 
-    @staticmethod
-    def _outer(v: np.ndarray) -> np.ndarray:
-        return np.outer(v, v)
+        The z and y of the last ``ask`` are kept (never recovered from x); samples told with ``x=`` are whitened:
+        y = (x - m) / sigma, z = D^{-1} B^T y.
+        """
+        p, w = self.distribution, self.weights
+        if x is self._population and self._z is not None:
+            z, y = self._z, self._y
+        else:
+            y = (x - p.params["mu"]) / p.sigma
+            z = (y @ p.B) / p.D
+        parents = order[: self.mu]
+        z_w = w[: self.mu] @ z[parents]
+        y_w = w[: self.mu] @ y[parents]
+        ranked = order[self._used]
+        rates = self.c_mu * w[self._used]
+        if self._negative.any():  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
+            z_negative = z[ranked[self._negative]]
+            rates[self._negative] *= self.dim / np.einsum("ij,ij->i", z_negative, z_negative)
+        return z_w, y_w, p.B @ z_w, (rates, y[ranked])
+
+    def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
+        """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T as one BLAS product: a new (d, d) array.
+
+        The rank-one vector joins the rank-mu rows (weight c_1): one pass over C (``dgemm``'s beta C).
+        """
+        rates, y = selected
+        k = y.shape[0]
+        rows = np.empty((k + 1, self.dim))
+        rows[:k] = y
+        rows[k] = p_c
+        row_rates = np.empty((k + 1, 1))
+        row_rates[:k, 0] = rates
+        row_rates[k, 0] = self.c_1
+        return _blas("dgemm")(1.0, rows * row_rates, rows, beta=decay, c=self.C, trans_a=1)
 
     # ------------------------------------------------------------------ stop
     def _own_stop(self) -> dict[str, float]:
@@ -353,11 +384,11 @@ class SepCMAES(CMAES):
 
     separable = True
 
-    def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """<z>_w and the diagonal rank-mu term D^2 sum_i c_mu w°_i z_{i:n}^2, one sample row at a time.
+    def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+        """<z>_w, <y>_w = D <z>_w, <z>_w again (B = I) and the diagonal rank-mu term D^2 sum_i c_mu w°_i z_{i:n}^2.
 
-        z_i = (x_i - m) / (sigma D) is recomputed per row (elementwise, exact to rounding): no (n, d) array
-        beside the population.
+        One sample row at a time: z_i = (x_i - m) / (sigma D), elementwise (exact to rounding), so no (n, d)
+        array is made beside the population.
         """
         p, w, d = self.distribution, self.weights, self.dim
         m, scale = p.params["mu"], p.sigma * p.D
@@ -370,11 +401,32 @@ class SepCMAES(CMAES):
             if k < self.mu:
                 z_w += w[k] * z_i
             rank_mu += (w[k] if w[k] > 0 else w[k] * d / z_squared.sum()) * z_squared
-        return z_w, (self.c_mu * np.square(p.D)) * rank_mu
+        return z_w, z_w * p.D, z_w, (self.c_mu * np.square(p.D)) * rank_mu
 
-    @staticmethod
-    def _outer(v: np.ndarray) -> np.ndarray:
-        return np.square(v)
+    def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
+        """decay c + c_1 p_c^2 + (the diagonal rank-mu term), elementwise."""
+        return decay * self.C + self.c_1 * np.square(p_c) + selected
+
+
+_ROUTINES: dict[str, Any] = {}
+
+
+def _blas(name: str) -> Any:
+    """A scipy BLAS routine (``dgemm``: alpha a^T b + beta c), imported on first use: scipy.linalg is slow to import."""
+    if name not in _ROUTINES:
+        from scipy.linalg import blas
+
+        _ROUTINES[name] = getattr(blas, name)
+    return _ROUTINES[name]
+
+
+def _lapack(name: str) -> Any:
+    """A scipy LAPACK routine (``dsyevd``: the eigendecomposition np.linalg.eigh runs), imported on first use."""
+    if name not in _ROUTINES:
+        from scipy.linalg import lapack
+
+        _ROUTINES[name] = getattr(lapack, name)
+    return _ROUTINES[name]
 
 
 def rate(name: str, value: object) -> float:
