@@ -203,6 +203,11 @@ def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
     continuation = _generator().continuation
     assert sorted(objects) == sorted(stored["expected"])
     for name, obj in objects.items():
+        if name == "xnes":  # since issue 24 section 3 XNES keeps a full factor A (not the triangular L of the same
+            # covariance): from its second generation on it draws rotated samples, so it continues, not bit for bit
+            out = continuation(name, obj)
+            assert out.shape == stored["expected"][name].shape and np.isfinite(out).all() and obj.generation > 3
+            continue
         np.testing.assert_array_equal(continuation(name, obj), stored["expected"][name], err_msg=name)
         assert type(obj).__module__.split(".")[1] in LEVELS, type(obj).__module__  # re-pickled by new paths
 
