@@ -8,7 +8,11 @@ are medians over the repeats of the per-repeat ratios, with [first, third] quart
 
     python benchmarks/cma_speed.py                 # d = 10, 100, 1000: CMAES and XNES vs pycma and cmaes
     python benchmarks/cma_speed.py --sep           # SepCMAES vs SNES at d = 100,000: time and peak memory
+    python benchmarks/cma_speed.py --same-gap      # CMAES and pycma with the same (purecma's) eigendecomposition gap
     python benchmarks/cma_speed.py --quick         # small repeats, for a smoke run
+
+``OPENBLAS_NUM_THREADS=1`` before the command times every library on one core (on a busy machine OpenBLAS's
+threads make every row noisy).
 
 pycma's ``CMAEvolutionStrategy`` runs with ``verbose=-9`` and no logging; ``cmaes.CMA`` asks one sample per
 call, as its API does.
@@ -85,24 +89,43 @@ def cmaes_step(opt: Any) -> float:
     return (t1 - t0) + (time.perf_counter() - t2)
 
 
-def runners(d: int, restart: int) -> dict[str, Runner]:
+def runners(d: int, restart: int, same_gap: bool) -> dict[str, Runner]:
+    """The four loops; ``same_gap``: CMAES and pycma both decompose C every purecma gap, 0.5 / ((c_1 + c_mu) d)."""
     mean0 = np.full(d, 1.0)
     popsize = 4 + int(3 * np.log(d))
-    out = {
-        "npevograd CMAES": Runner(lambda: ng.algorithms.CMAES(mean0, 0.5, rng=1, minimize=True), npevograd_step, restart),
-        "npevograd XNES": Runner(lambda: ng.algorithms.XNES(mean0, 0.5, rng=1), lambda es: npevograd_step_max(es), restart),
-    }
+    probe = ng.algorithms.CMAES(mean0, 0.5)
+    gap = 0.5 / ((probe.c_1 + probe.c_mu) * d) if same_gap else None
+
+    def cma_es() -> Any:
+        return ng.algorithms.CMAES(mean0, 0.5, rng=1, minimize=True, lazy_gap=gap)
+
+    def x_nes() -> Any:
+        return ng.algorithms.XNES(mean0, 0.5, rng=1)
+
+    out = {"npevograd CMAES": Runner(cma_es, npevograd_step, restart)}
+    if not same_gap:
+        out["npevograd XNES"] = Runner(x_nes, npevograd_step_max, restart)
     try:
         import cma
 
         options = {"verbose": -9, "verb_disp": 0, "verb_log": 0, "seed": 1, "popsize": popsize}
-        out["pycma"] = Runner(lambda: cma.CMAEvolutionStrategy(mean0, 0.5, options), pycma_step, restart)
+        if same_gap:
+            options["updatecovwait"] = gap
+
+        def pycma() -> Any:
+            return cma.CMAEvolutionStrategy(mean0, 0.5, options)
+
+        out["pycma"] = Runner(pycma, pycma_step, restart)
     except ImportError:
         pass
     try:
         import cmaes
 
-        out["cmaes"] = Runner(lambda: cmaes.CMA(mean=mean0, sigma=0.5, population_size=popsize, seed=1), cmaes_step, restart)
+        def cmaes_cma() -> Any:
+            return cmaes.CMA(mean=mean0, sigma=0.5, population_size=popsize, seed=1)
+
+        if not same_gap:  # cmaes decomposes every generation: no gap to set
+            out["cmaes"] = Runner(cmaes_cma, cmaes_step, restart)
     except ImportError:
         pass
     return out
@@ -119,22 +142,18 @@ def npevograd_step_max(es: Any) -> float:
     return (t1 - t0) + (time.perf_counter() - t2)
 
 
-def bench_dim(d: int, repeats: int, block: int, restart: int) -> dict[str, Any]:
-    lanes = runners(d, restart)
-    if d >= 1000 and "cmaes" in lanes:
-        block_of = {name: block for name in lanes}
-    else:
-        block_of = {name: block for name in lanes}
+def bench_dim(d: int, repeats: int, block: int, restart: int, same_gap: bool = False) -> dict[str, Any]:
+    lanes = runners(d, restart, same_gap)
     for lane in lanes.values():
         lane.generations(2)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in lanes}
     for _ in range(repeats):
         for name, lane in lanes.items():
-            times[name].append(lane.generations(block_of[name]))
+            times[name].append(lane.generations(block))
     row: dict[str, Any] = {"d": d, "popsize": 4 + int(3 * np.log(d))}
     row.update({f"{name}_ms": 1e3 * statistics.median(ts) for name, ts in times.items()})
     peers = [name for name in ("pycma", "cmaes") if name in times]
-    for ours in ("npevograd CMAES", "npevograd XNES"):
+    for ours in [name for name in lanes if name.startswith("npevograd")]:
         for peer in peers:
             ratios = [p / o for p, o in zip(times[peer], times[ours])]
             row[f"{peer}/{ours}"] = statistics.median(ratios)
@@ -188,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--sep", action="store_true", help="SepCMAES vs SNES at d = 100,000 instead")
     parser.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
+    parser.add_argument(
+        "--same-gap",
+        action="store_true",
+        help="CMAES and pycma both eigendecompose every purecma gap 0.5 / ((c_1 + c_mu) d) generations",
+    )
     parser.add_argument("--save", action="store_true", help=f"write the results to {RESULTS}/cma_speed.json")
     args = parser.parse_args(argv)
     out: dict[str, Any] = {"machine": machine(), "load_before": load()}
@@ -200,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             block = {10: 50, 100: 10, 1000: 10}.get(d, 5)
             restart = {10: 500, 100: 300, 1000: 100}.get(d, 100)
             repeats = 3 if args.quick else args.repeats
-            row = bench_dim(d, repeats, 2 if args.quick else block, restart)
+            row = bench_dim(d, repeats, 2 if args.quick else block, restart, args.same_gap)
             rows.append(row)
             print(format_row(row), flush=True)
         out["rows"] = rows
@@ -208,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"machine: {out['machine']}; load average {out['load_before']:.2f} -> {out['load_after']:.2f}")
     if args.save:
         RESULTS.mkdir(exist_ok=True)
-        name = "cma_speed_sep.json" if args.sep else "cma_speed.json"
+        name = "cma_speed_sep.json" if args.sep else "cma_speed_same_gap.json" if args.same_gap else "cma_speed.json"
         (RESULTS / name).write_text(json.dumps(out, indent=1))
     return out
 

@@ -202,6 +202,10 @@ class XNES(Strategy):
         return self._mu.copy()
 
     @property
+    def dim(self) -> int:
+        return self._mu.shape[0]
+
+    @property
     def sigma(self) -> float:
         """The step size sigma = det(A)^(1/d) (the geometric mean of the diagonal factor when separable)."""
         return float(math.exp(self._log_det / self.dim))
