@@ -399,3 +399,17 @@ def test_sep_stores_only_the_diagonal() -> None:
     es = SepCMAES(np.zeros(50_000), 1.0, rng=0, popsize=4)
     es.tell(sphere(es.ask()))
     assert es.C.shape == (50_000,) and es.distribution.B is None
+
+
+def test_the_sampling_distribution_is_n_of_m_sigma2_b_d2_bt() -> None:
+    """es.distribution: N(m, sigma^2 B D^2 B^T) with the last eigendecomposition; log_prob against scipy."""
+    stats = pytest.importorskip("scipy.stats")
+    es = CMAES(np.zeros(3), 0.7, rng=0, lazy_gap=1)
+    for _ in range(10):
+        es.tell(-ellipsoid(es.ask(), 1e2))
+    es.ask()  # decomposes the current C
+    p = es.distribution
+    np.testing.assert_allclose((p.B * p.D**2) @ p.B.T, es.C, rtol=1e-12, atol=1e-15)
+    x = p.sample(5, rng=1)
+    expected = stats.multivariate_normal(p.params["mu"], es.sigma**2 * es.C).logpdf(x)
+    np.testing.assert_allclose(p.log_prob(x), expected, rtol=1e-12)
