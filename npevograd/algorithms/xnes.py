@@ -285,16 +285,13 @@ class XNES(Strategy):
                 spread = 2 * float(exponent.max() - exponent.min()) if ok else math.inf  # of log cond(A^2)
             else:
                 new_A, log_det_step, spread = self._full_step(A, z, u, u_sum, g_sigma)
-            if not (all_finite(new_A) and all_finite(new_mu)) or not np.all(
-                (new_A if self.separable else np.abs(new_A).max(axis=1)) > 0
-            ):
-                raise ValueError(f"XNES: the updated factor is not finite; rescale the fitness or lower {rates}")
-        with np.errstate(over="ignore"):  # float32 parameters: checked in their dtype just below
+            # in the parameters' dtype (float32 overflows there first); one finiteness pass over the new factor
             new_A = new_A.astype(A.dtype, copy=False)
             new_mu = new_mu.astype(self._mu.dtype, copy=False)
-        if not (all_finite(new_A) and all_finite(new_mu)):
+        positive = bool(np.all(new_A > 0)) if self.separable else log_det_step > -math.inf
+        if not (all_finite(new_A) and all_finite(new_mu) and positive):
             raise ValueError(
-                f"XNES: the updated factor is not finite in {A.dtype}; rescale the fitness or lower {rates}"
+                f"XNES: the updated factor is not finite; rescale the fitness or lower {rates} (in {A.dtype})"
             )
         self._mu[...] = new_mu
         if self.separable:
@@ -322,8 +319,9 @@ class XNES(Strategy):
         block[:n, :n] = x_small
         block[:n, n:] = np.eye(n)
         phi = expm_taylor(block)[:n, n:]  # phi(W Z Z^T) = sum_j X^j / (j + 1)!
-        step = (A @ z.T) @ (phi @ wz)  # A Z^T phi(X) W Z
-        new_A = math.exp(log_scale) * (A + step)
+        new_A = (A @ z.T) @ (phi @ wz)  # A Z^T phi(X) W Z
+        new_A += A
+        new_A *= math.exp(log_scale)
         eigenvalues = np.linalg.eigvals(x_small).real  # the nonzero eigenvalues of P = Z^T W Z; the rest are 0
         top, bottom = max(0.0, float(eigenvalues.max())), min(0.0, float(eigenvalues.min()))
         log_det_step = d * log_scale + float(np.trace(x_small))  # det expm(P) = e^{tr P}, tr P = tr(W Z Z^T)
