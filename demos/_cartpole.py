@@ -1,4 +1,4 @@
-"""CartPole returns of linear policies on Gymnasium's vector environment, one batch stepped at once.
+"""CartPole returns of linear and MLP policies on Gymnasium's vector environment, one batch stepped at once.
 
 Gymnasium's ``CartPoleVectorEnv`` (the classic-control cart-pole of Barto,
 Sutton and Anderson 1983, ``CartPole-v1``'s equations, all environments
@@ -20,6 +20,9 @@ They are written into the environment's state after ``reset``.
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import numpy as np
 
 MAX_STEPS = 200  # CartPole-v0's episode length
@@ -32,14 +35,56 @@ def initial_states(seed: int, episodes: int) -> np.ndarray:
 
 def episode_returns(policies: object, seed: int = 0, episodes: int = 1, max_steps: int = MAX_STEPS) -> np.ndarray:
     """Mean episode return of each linear policy over the same ``episodes`` start states, shape (n,)."""
+    return _returns(policies, 4, _linear_actions, seed, episodes, max_steps)
+
+
+def mlp_size(hidden: int) -> int:
+    """Weights of the MLP policy 4 -> hidden (tanh) -> 1: 4 h + h + h + 1."""
+    return 6 * hidden + 1
+
+
+def mlp_returns(
+    policies: object, seed: int = 0, episodes: int = 1, max_steps: int = MAX_STEPS, hidden: int = 16
+) -> np.ndarray:
+    """Mean episode return of each MLP policy (rows of ``mlp_size(hidden)`` weights), shape (n,).
+
+    The policy pushes right when ``w2 . tanh(W1 obs + b1) + b2 > 0``; a row holds W1 (h x 4, row-major),
+    b1 (h), w2 (h) and b2.
+    """
+    return _returns(
+        policies, mlp_size(hidden), functools.partial(_mlp_actions, hidden=hidden), seed, episodes, max_steps
+    )
+
+
+def _linear_actions(obs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (np.einsum("ek,ek->e", obs, weights) > 0).astype(np.int64)
+
+
+def _mlp_actions(obs: np.ndarray, weights: np.ndarray, hidden: int) -> np.ndarray:
+    h = 4 * hidden
+    w1 = weights[:, :h].reshape(-1, hidden, 4)
+    b1, w2, b2 = weights[:, h : h + hidden], weights[:, h + hidden : h + 2 * hidden], weights[:, -1]
+    activity = np.tanh(np.einsum("ehk,ek->eh", w1, obs) + b1)
+    return (np.einsum("eh,eh->e", activity, w2) + b2 > 0).astype(np.int64)
+
+
+def _returns(
+    policies: object,
+    width: int,
+    act: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    seed: int,
+    episodes: int,
+    max_steps: int,
+) -> np.ndarray:
+    """Every policy's mean return over the same start states; ``act(obs (E, 4), weights (E, width))`` -> actions."""
     try:
         from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
     except ImportError as err:
         raise ImportError("the CartPole demos need gymnasium: pip install -e '.[demos]'") from err
 
     w = np.asarray(policies, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != 4:
-        raise ValueError(f"policies must have shape (n, 4), got {w.shape}")
+    if w.ndim != 2 or w.shape[1] != width:
+        raise ValueError(f"policies must have shape (n, {width}), got {w.shape}")
     if not np.all(np.isfinite(w)):
         raise ValueError("policies must be finite")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -57,7 +102,7 @@ def episode_returns(policies: object, seed: int = 0, episodes: int = 1, max_step
     alive = np.ones(episodes * n, dtype=bool)
     returns = np.zeros(episodes * n)
     for _ in range(max_steps):
-        action = (np.einsum("ek,ek->e", obs, weights) > 0).astype(np.int64)
+        action = act(obs, weights)
         obs, reward, terminated, truncated, _ = env.step(action)
         returns += reward * alive  # an ended episode's environment restarts: its rewards no longer count
         alive &= ~(terminated | truncated)

@@ -113,6 +113,19 @@ class Run:
         }
 
 
+    def minimised(self, fbest: float, best_so_far: list[float], steps: int, **extra: object) -> dict:
+        """The result dict of a minimisation run: the best f found, and the best f so far after each generation."""
+        return self.result(
+            final=fbest,
+            final_label="best f",
+            objective=best_so_far[-1],
+            objective_label="best f so far",
+            history={"objective": np.array(best_so_far)},
+            steps=steps,
+            **extra,
+        )
+
+
 class MuTrace(Run):
     """A 1-D Gaussian demo's run: mu after every step (from mu0) and each generation's objective."""
 

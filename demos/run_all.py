@@ -6,9 +6,10 @@ runs the four 1-D demos ported from EvoGrad (standard quadratic, standard
 interference, MaxVar and MaxEnt interference) with EvoGrad's settings (2000
 steps each) and CartPole (300 generations) for ``--seeds`` seeds each, then SNES
 on 10-D Rastrigin, OneMax with Bernoulli bits, the MaxEnt Gaussian mixture and the
-two sample-reuse demos, one seed each.  It prints each demo's progress, then a table of the final mu (or
-return, or fitness) per seed, the last objective value and the wall time, every
-number taken from the runs.  With matplotlib installed it writes a PNG (``--out``)
+two sample-reuse demos, and the run layer's three (``optimize`` on the rotated ellipsoid and the
+CartPole MLP, IPOP restarts on Rastrigin with a checkpoint), one seed each.  It prints each demo's
+progress, then a table of the final mu (or return, or fitness) per seed, the last objective value and
+the wall time, every number taken from the runs.  With matplotlib installed it writes a PNG (``--out``)
 of mu over generations on top of each landscape and the CartPole learning
 curve; without matplotlib it says so and skips the picture.  ``--tiny`` runs a
 few steps of everything (a smoke test).  Run ``python demos/run_all.py --help``.
@@ -30,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 ONE_D = ["standard_quadratic", "standard_interference", "max_var_interference", "max_ent_interference"]
 EXTRAS = ["cartpole", "snes_rastrigin", "onemax_bernoulli", "mixture_interference"]
 EXTRAS += ["reuse_quadratic", "reuse_max_ent"]  # sample reuse (issue 10)
+EXTRAS += ["rotated_ellipsoid", "cartpole_mlp", "rastrigin_ipop"]  # the run layer: optimize, restarts (issue 21)
 # (full-run arguments, tiny-run arguments) for each demo
 ARGS = {
     "standard_quadratic": (["--print-every", "500"], ["--steps", "5", "--population", "50"]),
@@ -42,6 +44,9 @@ ARGS = {
     "mixture_interference": (["--print-every", "250"], ["--steps", "5", "--population", "50"]),
     "reuse_quadratic": (["--print-every", "50"], ["--steps", "5", "--population", "20", "--reuse", "3"]),
     "reuse_max_ent": (["--print-every", "500"], ["--steps", "5", "--population", "20", "--reuse", "3"]),
+    "rotated_ellipsoid": (["--print-every", "500", "--cma"], ["--steps", "5"]),
+    "cartpole_mlp": (["--print-every", "10"], ["--steps", "3", "--episodes", "2", "--workers", "0"]),
+    "rastrigin_ipop": (["--print-every", "200", "--verify"], ["--steps", "5", "--checkpoint-at", "2"]),
 }
 
 
@@ -140,6 +145,9 @@ def plot(results: dict[str, list[dict]], demos: dict[str, ModuleType], out: str)
         "onemax_bernoulli": "OneMax, 100 Bernoulli bits",
         "reuse_quadratic": "Plain ES reusing the last 10 generations",
         "reuse_max_ent": "MaxEnt reusing the last 5 generations",
+        "rotated_ellipsoid": "optimize: xNES, 20-D rotated ellipsoid",
+        "cartpole_mlp": "optimize: PGPE + ClipUp, CartPole MLP",
+        "rastrigin_ipop": "IPOP restarts of SNES, 10-D Rastrigin",
     }
     for ax, name in zip(axes.flat, panels):
         runs = results[name]
@@ -199,6 +207,13 @@ def plot(results: dict[str, list[dict]], demos: dict[str, ModuleType], out: str)
             ax.set_xlabel("generation")
             ax.set_ylabel("number of ones")
             ax.legend(loc="lower right", fontsize=8)
+        else:  # the run layer's demos: the best f so far (CartPole: the mean policy's return) over generations
+            best = np.asarray(runs[0]["history"]["objective"])
+            ax.plot(np.arange(1, len(best) + 1), best, lw=1.4)
+            if name != "cartpole_mlp":
+                ax.set_yscale("log")
+            ax.set_xlabel("generation")
+            ax.set_ylabel(runs[0]["objective_label"])
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -23,6 +23,7 @@ from npevograd.estimators import _kde
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "derivations.md"
+REUSE = ROOT / "docs" / "reuse.md"
 
 
 def _load_figures_script() -> ModuleType:
@@ -40,10 +41,59 @@ def doc_text() -> str:
     return DOC.read_text()
 
 
+def reuse_text() -> str:
+    return REUSE.read_text()
+
+
+def math_spans(line: str, open_tick: str | None = None) -> tuple[list[tuple[int, int, bool]], str | None]:
+    """The inline math of one markdown line: (start, stop, safe) per span, outside code spans.
+
+    ``safe`` spans are GitHub's `` $`...`$ `` form, whose body Markdown leaves alone; bare ones are ``$...$``.
+    ``open_tick`` is a code span's backtick run still open from the previous line; the one open at the end
+    of this line is returned. A bare ``$`` with no closing ``$`` on the line raises ValueError.
+    """
+    spans, i = [], 0
+    if open_tick:
+        close = line.find(open_tick)
+        if close < 0:
+            return spans, open_tick
+        i = close + len(open_tick)
+    while i < len(line):
+        if line.startswith("$`", i):
+            stop = line.index("`$", i + 2) + 2
+            spans.append((i, stop, True))
+            i = stop
+        elif line[i] == "$":
+            stop = line.find("$", i + 1)
+            if stop < 0:
+                raise ValueError(f"unclosed inline math: {line!r}")
+            spans.append((i, stop + 1, False))
+            i = stop + 1
+        elif line[i] == "`":
+            tick = re.match(r"`+", line[i:]).group(0)
+            close = line.find(tick, i + len(tick))
+            if close < 0:
+                return spans, tick
+            i = close + len(tick)
+        else:
+            i += 1
+    return spans, None
+
+
+def typeset_safely(line: str) -> str:
+    """Every bare ``$...$`` of a line (outside code) in the `` $`...`$ `` form GitHub renders as written."""
+    spans, _ = math_spans(line)
+    for start, stop, safe in reversed(spans):
+        if not safe:
+            line = line[:start] + "$`" + line[start + 1 : stop - 1] + "`$" + line[stop:]
+    return line
+
+
 def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table; its math in the safe inline form."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(typeset_safely(line) for line in lines)
 
 
 # (what, measured mean, its standard error, formula, whether they must agree): filled by each table
@@ -138,6 +188,175 @@ def test_table_shaping():
     text, claims = table_shaping()
     check_claims(claims)
     assert text in doc_text()
+
+
+# ---------------------------------------------------------------- section 3.1: EvoGrad's ratio node
+
+
+def test_evograd_ratio_node_is_a_magic_box_to_first_order_only():
+    """Issue 23, wrong 3: NormalProbRatio has the magic box's value and mu derivative, not its second derivative."""
+    torch = pytest.importorskip("torch")
+    distributions = pytest.importorskip("evograd.distributions")
+    x = torch.tensor([[0.7], [-1.2], [2.0]], dtype=torch.float32)
+    mu0, sigma = 0.3, 0.8
+    for i in range(len(x)):
+        mu = torch.tensor([mu0], requires_grad=True)
+        node = distributions.NormalProbRatio.apply(mu, sigma, x, lambda descriptors: descriptors)[i]
+        (first,) = torch.autograd.grad(node, mu, create_graph=True)
+        (second,) = torch.autograd.grad(first.sum(), mu)
+        mu = torch.tensor([mu0], requires_grad=True, dtype=torch.float64)
+        log_p = -((x[i].double() - mu) ** 2).sum() / (2 * sigma**2)
+        box = torch.exp(log_p - log_p.detach())  # DiCE's magic box
+        (box_first,) = torch.autograd.grad(box, mu, create_graph=True)
+        (box_second,) = torch.autograd.grad(box_first.sum(), mu)
+        delta = float(x[i, 0]) - mu0
+        assert float(node.detach()) == float(box.detach()) == 1.0
+        assert float(first.detach()) == pytest.approx(float(box_first.detach()), rel=1e-6)
+        assert float(first.detach()) == pytest.approx(delta / sigma**2, rel=1e-6)
+        # the second derivative of NormalProbRatio is the derivative of its backward formula
+        assert float(second.detach()) == pytest.approx(-1 / sigma**2, rel=1e-6)
+        assert float(box_second) == pytest.approx(delta**2 / sigma**4 - 1 / sigma**2, rel=1e-12)
+        assert abs(float(second) - float(box_second)) > 0.1
+
+
+# ---------------------------------------------------------------- docs/reuse.md: the baselines' table
+
+BASELINE_ESTIMATORS = [
+    ("none", ng.Mean()),
+    ('`"mean"`', ng.Mean(baseline="mean")),
+    ('`"loo"`', ng.Mean(baseline="loo")),
+    ("`normalize`", ng.Mean(normalize=True)),
+]
+
+
+def baseline_gradients(dim: int) -> dict[str, np.ndarray]:
+    """g_mu of each estimator on the same 2000 batches of n = 100 (reuse.md's script; 10-D: f = -||x - 1||^2)."""
+    if dim == 1:
+        p, fitness = ng.Normal(np.array([1.0]), 0.5), lambda x: -((x[:, 0] - 5) ** 2)
+    else:
+        p, fitness = ng.Normal(np.zeros(dim), 1.0), lambda x: -np.square(x - 1).sum(axis=1)
+    rng = np.random.default_rng(0)
+    xs = [p.sample(100, rng) for _ in range(2000)]
+    return {name: np.array([est(fitness(x), x, p).grad["mu"] for x in xs]) for name, est in BASELINE_ESTIMATORS}
+
+
+def table_reuse_baselines() -> tuple[str, list[Claim]]:
+    """Per baseline: the variance of g_mu (summed over entries) and the mean of its first entry, in 1-D and 10-D."""
+    cells: dict[str, list[str]] = {name: [name] for name, _ in BASELINE_ESTIMATORS}
+    exact_row, claims = ["exact mean (and $\\frac{n-1}{n}$ of it)"], []
+    for dim, exact in [(1, 8.0), (10, 2.0)]:  # grad_mu E f = -2 (mu - x*): 2 (5 - 1) and 2 (1 - 0)
+        for name, g in baseline_gradients(dim).items():
+            text, mean, se = mean_se(g[:, 0])
+            cells[name] += [f"{g.var(axis=0, ddof=1).sum():.4g}", text]
+            expected = exact * (0.99 if name in ('`"mean"`', "`normalize`") else 1.0)  # (n - 1)/n, n = 100
+            claims.append((f"{dim}-D {name}", mean, se, expected, True))
+        exact_row += ["", f"{exact:g} ({0.99 * exact:g})"]
+    header = [
+        "baseline",
+        r"1-D: variance of $g_\mu$",
+        r"1-D: mean of $g_\mu$",
+        r"10-D: variance of $g_\mu$ (sum over entries)",
+        r"10-D: mean of $g_{\mu,1}$",
+    ]
+    return markdown(header, [*cells.values(), exact_row]), claims
+
+
+def test_table_reuse_baselines():
+    """reuse.md: the baselines' variance and mean, each mean within 4.5 standard errors of its expectation."""
+    text, claims = table_reuse_baselines()
+    check_claims(claims)
+    assert text in reuse_text()
+
+
+# ---------------------------------------------------------------- section 9.2: z-scores and the tails of f
+
+ZSCORE_FITNESS = {  # name: (f, its limit grad_mu E f / sd(f) at N(0, 1))
+    "$x$": (lambda x: x, 1.0),
+    "$x^3$": (lambda x: x**3, 3 / math.sqrt(15)),
+    "$e^x$": (np.exp, 1 / math.sqrt(math.e - 1)),
+    "$e^{2x}$": (lambda x: np.exp(2 * x), 2 / math.sqrt(math.e**4 - 1)),
+}
+ZSCORE_SIZES = [(5, 40000), (20, 20000), (200, 4000)]  # (n, batches)
+
+
+def table_zscore_tails() -> tuple[str, list[Claim]]:
+    """Mean of the z-scored g_mu at N(0, 1) against grad E f / sd(f): below it for light tails, above for heavy."""
+    rng = np.random.default_rng(20261204)
+    rows, claims = [], []
+    for name, (f, limit) in ZSCORE_FITNESS.items():
+        row = [name]
+        for n, batches in ZSCORE_SIZES:
+            x = rng.standard_normal((batches, n))
+            g = (shaped_weights(f(x), "zscore") * x).sum(axis=1)  # mu = 0, sigma = 1: the score is x
+            text, mean, se = mean_se(g)
+            side = "above" if mean > limit else "below"
+            row.append(f"{text} ({side})")
+            claims.append((f"{name}, n={n}, {side}", mean, se, limit, False))
+        rows.append(row + [f"{limit:.3f}"])
+    header = (
+        ["$f$"]
+        + [f"mean of $g_\\mu$, $n = {n}$" for n, _ in ZSCORE_SIZES]
+        + [r"$\nabla_\mu \mathbb E f/\mathrm{sd}(f)$"]
+    )
+    return markdown(header, rows), claims
+
+
+def test_table_zscore_tails():
+    """Issue 23, wrong 1: the z-scored gradient's finite-n target is a rescaling whose side depends on the tails."""
+    text, claims = table_zscore_tails()
+    check_claims(claims)  # every printed side is beyond 4.5 standard errors of the limit
+    assert text in doc_text()
+    for what, mean, _, limit, _ in claims:
+        assert (mean > limit) == what.endswith("above")
+
+
+# ---------------------------------------------------------------- section 4: NES utilities are O(1/n)
+
+NES_SIZES = [(5, 20000), (20, 20000), (100, 4000), (1000, 400)]
+
+
+def nes_utility_limit() -> float:
+    """lim n E[g_mu] of Mean(shaping=nes_utilities), f increasing, N(0, 1): E[U'(Phi(x)) phi(x)].
+
+    n u_i -> U(G) = 2 max(0, -log(2 (1 - G))) - 1, with G the fitness CDF at x_i.
+    """
+    from scipy import integrate, stats
+
+    def integrand(x: float) -> float:  # U'(G) phi(x)^2 = 2 phi(x)^2 / (1 - Phi(x)) above the median, 0 below
+        return 2 * math.exp(2 * stats.norm.logpdf(x) - stats.norm.logsf(x))
+
+    return float(integrate.quad(integrand, 0, 40)[0])
+
+
+def table_nes_utilities() -> tuple[str, list[Claim], list[tuple[float, float]]]:
+    """Mean(shaping=nes_utilities) and Mean(shaping=centered_ranks), f = x at N(0, 1): the first shrinks like 1/n."""
+    rng = np.random.default_rng(20261205)
+    rows, claims, scaled = [], [], []
+    for n, batches in NES_SIZES:
+        x = rng.standard_normal((batches, n))
+        ranks = x.argsort(axis=1).argsort(axis=1)  # f = x: rank of the fitness
+        utilities = ng.nes_utilities(np.arange(n, dtype=float))[ranks]  # the library's utility of each rank
+        g_nes = (utilities / n * x).sum(axis=1)
+        g_ranks = (shaped_weights(x, "centered_ranks") * x).sum(axis=1)
+        nes_text, nes_mean, nes_se = mean_se(n * g_nes)
+        rank_text, rank_mean, rank_se = mean_se(g_ranks)
+        rows.append([str(n), f"{nes_mean / n:.4f}", nes_text, rank_text])
+        claims.append((f"centered ranks, n={n}", rank_mean, rank_se, 1 / (2 * math.sqrt(math.pi)), True))
+        scaled.append((nes_mean, nes_se))
+    rows.append(["limit", "", f"{nes_utility_limit():.3f}", f"{1 / (2 * math.sqrt(math.pi)):.3f}"])
+    header = ["$n$", "mean of $g_\\mu$, `nes_utilities`", "$n \\times$ that", "mean of $g_\\mu$, `centered_ranks`"]
+    return markdown(header, rows), claims, scaled
+
+
+def test_table_nes_utilities():
+    """Issue 23, wrong 2: NES utilities' gradient is (1/n) grad E[U(G(f))], centered ranks' does not depend on n."""
+    text, claims, scaled = table_nes_utilities()
+    check_claims(claims)
+    assert text in doc_text()
+    limit = nes_utility_limit()
+    for (small, small_se), (large, large_se) in zip(scaled, scaled[1:]):
+        assert large - small > 4.5 * math.hypot(small_se, large_se)  # n E g rises towards the limit ...
+    assert 0 < limit - scaled[-1][0] < 0.02  # ... and is within 2% of it at n = 1000
 
 
 # ---------------------------------------------------------------- section 9: antithetic sampling
@@ -260,7 +479,7 @@ def table_kde_target() -> tuple[str, list[Claim]]:
             values.append(outer.mean())
         v = np.array(values)
         text, mean, se = mean_se(v)
-        rows.append([str(n), text, f"{n * (mean - KDE_LIMIT):.2f}"])
+        rows.append([str(n), text, f"{n * (mean - KDE_LIMIT):.2f} ± {n * se:.2f}"])
         if n != 100:  # at n = 100 the bias, -0.015, is about the 4.5 standard errors of the test
             claims.append((f"n={n}", mean, se, KDE_LIMIT, n == 1000))
     rows.append(["first order in $1/n$", "", f"{KDE_FIRST_ORDER:.2f}"])
@@ -435,11 +654,11 @@ def worked_example() -> dict[str, str]:
         [[str(i + 1), f"${frac(mean.weights[i])}$", f"{z[i]:.4f}", f"${frac(var.weights[i])}$"] for i in range(n)],
     )
     tables["kernel"] = markdown(
-        ["$K_{ij}$", "$j = 1$", "$j = 2$", "$j = 3$"],
+        ["$K_{il}$", "$l = 1$", "$l = 2$", "$l = 3$"],
         [[f"$i = {i + 1}$"] + [f"{kernel[i, j]:.4f}" for j in range(n)] for i in range(n)],
     )
     tables["entropy"] = markdown(
-        ["$i$", r"$\hat p_i$", r"outer $-\log \hat p_i$", r"nested $\frac1n\sum_j K_{ij}/\hat p_j$", "$w_i$"],
+        ["$i$", r"$\hat p_i$", r"outer $-\log \hat p_i$", r"nested $\frac1n\sum_l K_{il}/\hat p_l$", "$w_i$"],
         [
             [str(i + 1), f"{np.exp(-outer[i]):.4f}", f"{outer[i]:.4f}", f"{nested[i]:.4f}", f"{entropy.weights[i]:.4f}"]
             for i in range(n)
@@ -608,6 +827,60 @@ def test_every_formula_is_typeset():
     assert set(fences[::2]) <= {"python", "math"}, set(fences[::2])
 
 
+MARKDOWN_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+UNSAFE_IN_BARE_MATH = ("_", "*", r"\,", "\\\\")  # GitHub reads these as Markdown before it finds the math
+
+
+def math_census(text: str) -> dict[str, list[str]]:
+    """Inline spans (safe and bare), display blocks (```math) and $$ displays of a markdown text, outside code."""
+    census: dict[str, list[str]] = {"safe": [], "bare": [], "math blocks": [], "$$ displays": []}
+    in_fence, open_tick = None, None
+    for line in text.split("\n"):
+        if open_tick is None and line.startswith("```"):
+            if in_fence is None:
+                in_fence = line[3:].strip()
+                census["math blocks"] += [line] if in_fence == "math" else []
+            else:
+                in_fence = None
+            continue
+        if in_fence is not None:
+            continue
+        if "$$" in line.replace("$`", "").replace("`$", ""):
+            census["$$ displays"].append(line)
+            continue
+        spans, open_tick = math_spans(line, open_tick)
+        for start, stop, safe in spans:
+            census["safe" if safe else "bare"].append(line[start:stop])
+    return census
+
+
+@pytest.mark.parametrize("path", MARKDOWN_FILES, ids=lambda path: path.name)
+def test_math_is_typeset_in_the_forms_github_renders(path):
+    """Issue 23, rendering: no bare $...$ holding _, *, \\, or \\\\, no $$ display; inline math not glued to a word."""
+    text = path.read_text()
+    census = math_census(text)
+    assert [span for span in census["bare"] if any(c in span for c in UNSAFE_IN_BARE_MATH)] == []
+    assert census["$$ displays"] == []
+    assert re.findall(r"[\w-]\$`", text) == []  # GitHub needs a space or punctuation before inline math
+
+
+@pytest.mark.parametrize(
+    ("mutated", "caught"),
+    [
+        ("the score $x_i$ here", True),
+        ("a $2 * 3$ product", True),
+        (r"a thin space $a\,b$", True),
+        ("a plain $n$ stays legal", False),
+        ("safe $`x_i`$ and `code $x_i$`", False),
+        ("$$x_i$$", True),
+    ],
+)
+def test_math_census_catches_bare_math(mutated, caught):
+    census = math_census(mutated)
+    bad = [span for span in census["bare"] if any(c in span for c in UNSAFE_IN_BARE_MATH)] + census["$$ displays"]
+    assert bool(bad) == caught
+
+
 def test_figures_script_smoke_runs(tmp_path):
     """docs/make_figures.py --quick writes the three figures the doc shows."""
     pytest.importorskip("matplotlib")
@@ -619,6 +892,123 @@ def test_figures_script_smoke_runs(tmp_path):
         assert (ROOT / "docs" / name).is_file()
 
 
+def test_figures_plot_the_library_and_the_formulas():
+    """Issue 23, missing 5: each figure's arrays are the library's, and where the text derives a curve, that curve."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4)
+    entropy = FIGURES_SCRIPT.entropy_weights(axes[0], axes[1])
+    p = ng.Normal(np.array([1.0]), 0.5)
+    x = p.sample(500, np.random.default_rng(0))
+    np.testing.assert_array_equal(entropy["x"], x[:, 0])
+    weights = ng.Entropy(bandwidth=1.0)(interference(x[:, 0]), x, p).weights
+    np.testing.assert_allclose(entropy["n_w"], 500 * weights, rtol=1e-12)
+    np.testing.assert_allclose(entropy["outer"] - entropy["nested"], entropy["n_w"], rtol=1e-10, atol=1e-12)
+    variance = FIGURES_SCRIPT.gradient_variance(axes[2], axes[2], quick=True)
+    dims = [int(d) for d in variance["d"]["x"]]
+    assert variance["d"]["formula"] == [FIGURES_SCRIPT.loo_sd_formula(0.5, d) for d in dims]
+    paths = FIGURES_SCRIPT.natural_step(axes[3], quick=True)
+    plt.close(fig)
+    steps = np.arange(len(paths["plain"]))
+    # plain steps on -(x1^2 + 100 x2^2): mu_1 shrinks by 1 - 2 lr = 0.984 a step (1% of noise from n = 400 pairs)
+    np.testing.assert_allclose(paths["plain"][:, 0], 3 * (1 - 2 * 0.008) ** steps, rtol=0.03)
+    # natural steps: sigma^2 g = -2 mu in every coordinate, so mu halves a step at lr 0.25
+    assert np.all(np.linalg.norm(paths["natural"], axis=1) <= 1.5 * 3 * math.sqrt(2) * 0.5**steps)
+
+
+def test_leave_one_out_sd_against_d_is_the_derived_formula():
+    """Figure 2's dashed curve, sections 10.8-10.9: the measured sd of g_mu,1 within 4.5 standard errors of it."""
+    rng = np.random.default_rng(3)
+    for d in (1, 10, 40):
+        g = []
+        for _ in range(4):
+            eps = rng.standard_normal((2500, 20, d))
+            f = -np.square(0.5 * eps - 1).sum(axis=2)
+            g.append((FIGURES_SCRIPT.baseline_weights(f, "loo") * eps[:, :, 0] / 0.5).sum(axis=1))
+        g = np.concatenate(g)
+        variance = g.var(ddof=1)
+        kurtosis = ((g - g.mean()) ** 4).mean() / variance**2
+        se = variance * math.sqrt((kurtosis - 1) / g.size)
+        assert abs(variance - FIGURES_SCRIPT.loo_sd_formula(0.5, d) ** 2) < 4.5 * se, d
+
+
+def test_no_baseline_sd_rises_for_sigma_above_one():
+    """Section 10.9: without a baseline the (E f)^2 / sigma^2 term makes the sd rise beyond sigma = 1; measured."""
+    rng = np.random.default_rng(4)
+    for sigma in (1.0, 3.0):
+        eps = rng.standard_normal((8000, 20, 10))
+        f = -np.square(sigma * eps - 1).sum(axis=2)
+        g = (FIGURES_SCRIPT.baseline_weights(f, "none") * eps[:, :, 0] / sigma).sum(axis=1)
+        variance = g.var(ddof=1)
+        se = variance * math.sqrt((((g - g.mean()) ** 4).mean() / variance**2 - 1) / g.size)
+        assert abs(variance - FIGURES_SCRIPT.no_baseline_sd_formula(sigma, 10) ** 2) < 4.5 * se, sigma
+    none = [FIGURES_SCRIPT.no_baseline_sd_formula(s, 10) for s in (0.5, 1.0, 3.0)]
+    assert none[1] < none[0] and none[1] < none[2]  # the minimum near sigma = 1
+    ratio = [FIGURES_SCRIPT.no_baseline_sd_formula(s, 10) / FIGURES_SCRIPT.loo_sd_formula(s, 10) for s in (1.0, 3.0)]
+    assert ratio[0] > 2 and ratio[1] > 2  # the baseline removes most of it at every sigma
+
+
+def notation_symbols(text: str) -> list[str]:
+    """Every symbol section 0's notation table defines: the math spans of each row's first cell, split at ", "."""
+    table = text[text.index("## 0. Notation") : text.index("## 1. The problem")]
+    symbols = []
+    for line in table.split("\n"):
+        if line.startswith("| $`"):
+            cell = line.split(" | ")[0]
+            symbols += [symbol.strip() for span in re.findall(r"\$`(.*?)`\$", cell) for symbol in span.split(", ")]
+    return symbols
+
+
+def defined_twice(symbols: list[str]) -> list[str]:
+    return sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
+
+
+def test_notation_table_defines_each_symbol_once():
+    """Issue 23, wrong 5: one symbol per quantity; a second row defining a symbol fails (checked on a copy)."""
+    symbols = notation_symbols(doc_text())
+    assert len(symbols) > 80 and defined_twice(symbols) == []
+    row = "| $`n`$; $`i, l`$; $`j`$ |"
+    assert row in doc_text()
+    twice = doc_text().replace(row, row.replace("$`j`$", "$`j`$; $`k`$"), 1)
+    assert defined_twice(notation_symbols(twice)) == ["k"]
+
+
+def _docstring(path: str) -> str:
+    import ast
+
+    return ast.get_docstring(ast.parse((ROOT / path).read_text())) or ""
+
+
+SECOND_MEANINGS = [  # (where, pattern, the meaning the symbol no longer has there)
+    ("docs/reuse.md", r"\$`b_i|- b_i\(", "b as a baseline (it is the behaviour; baselines are kappa)"),
+    ("docs/reuse.md", r"s_i", "s as the score (s is a standard deviation; the score is psi)"),
+    ("docs/reuse.md", r"F_q|F_p", "F as a CDF (F is the Fisher information; CDFs are G)"),
+    ("docs/reuse.md", r"f_i - m\)", "m as a shift (m is the number of categories)"),
+    ("docs/derivations.md", r"\\phi(?![a-z])", "phi as a smooth function (it is Omega)"),
+    ("docs/derivations.md", r"\\epsilon_c|\\epsilon_m|\\epsilon_\{ic\}", "epsilon per component (it is zeta_c)"),
+    ("docs/derivations.md", r"component \$`m`\$", "m as the nearest component (it is c^star)"),
+    ("docs/derivations.md", r"K_\{ij\}|\\hat p_j|K_\{jj\}", "j as a sample index (it is a coordinate)"),
+    ("docs/derivations.md", r"baseline \$`b_i`\$", "b as a baseline"),
+    (
+        "npevograd/distributions/multivariate.py",
+        r":math:`u\b|u u\^|u\^\\top",
+        "u as the whitened sample (u is a utility)",
+    ),
+    ("npevograd/algorithms/xnes.py", r"z_k", "z as the whitened sample (z is a z-score)"),
+    ("npevograd/algorithms/pgpe.py", r"\\frac1m|m = n/2", "m as the number of pairs"),
+    ("npevograd/estimators/stderr.py", r"s_i", "s as the score"),
+]
+
+
+@pytest.mark.parametrize(("where", "pattern", "meaning"), SECOND_MEANINGS, ids=[m[2][:30] for m in SECOND_MEANINGS])
+def test_no_symbol_keeps_a_second_meaning(where, pattern, meaning):
+    """Issue 23, wrong 5: each symbol that had two meanings keeps one, in the docs and the module docstrings."""
+    text = _docstring(where) if where.endswith(".py") else (ROOT / where).read_text()
+    assert re.search(pattern, text) is None, (where, meaning, re.search(pattern, text))
+
+
 FIGURES = ["entropy_weights.png", "gradient_variance.png", "natural_step.png"]
 
 
@@ -628,6 +1018,8 @@ def all_tables() -> list[str]:
         result[0] if isinstance(result, tuple) else result
         for result in (
             table_antithetic(),
+            table_nes_utilities(),
+            table_zscore_tails(),
             table_kde_target(),
             table_maxvar_target(),
             table_nested(),
@@ -637,6 +1029,11 @@ def all_tables() -> list[str]:
         )
     ]
     return tables + list(worked_example().values())
+
+
+def all_reuse_tables() -> list[str]:
+    """Every table docs/reuse.md prints that is computed here."""
+    return [table_reuse_baselines()[0]]
 
 
 def write_tables(text: str, tables: list[str]) -> str:
@@ -661,6 +1058,7 @@ def test_write_tables_restores_a_changed_table():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:  # after a deliberate change: rewrite the doc's tables in place
         DOC.write_text(write_tables(doc_text(), all_tables()))
+        REUSE.write_text(write_tables(reuse_text(), all_reuse_tables()))
         sys.exit(0)
-    for table in all_tables():
+    for table in all_tables() + all_reuse_tables():
         print(table + "\n")

@@ -196,6 +196,14 @@ def _generator():
     return module
 
 
+# The pickle was made when MultivariateNormal solved with L by LU (np.linalg.solve); it now uses a triangular
+# solve (issue 25, defect 9), whose rounding differs: measured at most 1.3e-15 absolute (mvn, largest entry
+# 3.35), so it continues within 1e-14 of its largest entry instead of bit for bit; xnes is checked apart (below);
+# every other object still continues bit for bit.
+SOLVED_BY_TRIANGULAR = ("mvn",)
+TRIANGULAR_ATOL = 1e-14
+
+
 def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
     stored = _stored()
     assert b"npevograd.normal" in stored["objects"] and b"npevograd.shaping" in stored["objects"]
@@ -208,7 +216,12 @@ def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
             out = continuation(name, obj)
             assert out.shape == stored["expected"][name].shape and np.isfinite(out).all() and obj.generation > 3
             continue
-        np.testing.assert_array_equal(continuation(name, obj), stored["expected"][name], err_msg=name)
+        if name in SOLVED_BY_TRIANGULAR:
+            expected = stored["expected"][name]
+            atol = TRIANGULAR_ATOL * np.max(np.abs(expected))
+            np.testing.assert_allclose(continuation(name, obj), expected, rtol=0, atol=atol, err_msg=name)
+        else:
+            np.testing.assert_array_equal(continuation(name, obj), stored["expected"][name], err_msg=name)
         assert type(obj).__module__.split(".")[1] in LEVELS, type(obj).__module__  # re-pickled by new paths
 
 

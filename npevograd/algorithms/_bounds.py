@@ -49,12 +49,26 @@ class Box:
         return arr
 
     def repair(self, x: np.ndarray) -> np.ndarray:
-        """The projection of each row onto the box (a new array)."""
-        return np.clip(x, self.lower, self.upper)
+        """The projection of each row onto the box (a new array in x's dtype, the sides rounded inward to it)."""
+        lower, upper = self._sides(x.dtype)
+        return np.clip(x, lower, upper)
+
+    def _sides(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """lower and upper in ``dtype``, each rounded towards the inside of the box (float32 samples stay inside)."""
+        if dtype == self.lower.dtype:
+            return self.lower, self.upper
+        with np.errstate(over="ignore"):
+            lower, upper = self.lower.astype(dtype), self.upper.astype(dtype)
+        lower = np.where(lower < self.lower, np.nextafter(lower, np.inf, dtype=dtype), lower)
+        upper = np.where(upper > self.upper, np.nextafter(upper, -np.inf, dtype=dtype), upper)
+        return lower, upper
 
     def penalty(self, x: np.ndarray, repaired: np.ndarray, costs: np.ndarray, widths: np.ndarray) -> np.ndarray:
         """gamma * sum_j ((x - repaired) / width)^2 per row, gamma from the finite costs' interquartile range."""
-        finite = costs[np.isfinite(costs)]
+        finite = costs[np.isfinite(costs)].astype(np.float64)
         q1, q3 = np.percentile(finite, [25, 75]) if finite.size else (0.0, 0.0)
-        gamma = 2 * (q3 - q1) / x.shape[1] if q3 > q1 else 1.0
-        return gamma * np.sum(((x - repaired) / widths) ** 2, axis=1)
+        outside = np.any(x != repaired, axis=1)
+        with np.errstate(over="ignore"):  # in float64; an overflow is inf, which the strategy ranks worst
+            gamma = 2 * (q3 / 2 - q1 / 2) * 2 / x.shape[1] if q3 > q1 else 1.0
+            distance = np.sum(((x.astype(np.float64) - repaired) / widths.astype(np.float64)) ** 2, axis=1)
+            return np.where(outside, gamma * distance, 0.0)  # 0 inside, even when gamma is inf

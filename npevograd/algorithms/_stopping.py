@@ -80,8 +80,10 @@ class Stopping:
         opts = {**STOP_DEFAULTS, **options}
         self.ftarget = _target(opts["ftarget"])
         self.maxfevals = _threshold("maxfevals", opts["maxfevals"], integer=True)
-        default = {"maxiter": int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize)),
-                   "tolstagnation": int(100 + 100 * dim**1.5 / popsize)}
+        default = {
+            "maxiter": int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize)),
+            "tolstagnation": int(100 + 100 * dim**1.5 / popsize),
+        }
         opts.update({name: default[name] for name in default if opts[name] == "default"})
         self.maxiter = _threshold("maxiter", opts["maxiter"], integer=True)
         self.tolfun = _threshold("tolfun", opts["tolfun"])
@@ -101,10 +103,9 @@ class Stopping:
     def record(self, costs: np.ndarray, generation: int) -> None:
         """Take the costs of generation ``generation`` (1 for the first tell); finite, lower is better."""
         ordered = np.sort(costs)
-        half = len(ordered) // 2  # the median of the sorted costs, read off (np.median costs more than the rest)
-        median = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
-        best, median = float(ordered[0]), float(median)
-        self.cost_range = float(ordered[-1] - ordered[0])
+        best, median = float(ordered[0]), _median(ordered)
+        with np.errstate(over="ignore"):  # the range of costs near +-1.7e308 is inf: wide, as it should read
+            self.cost_range = float(ordered[-1] - ordered[0])
         self.recent_best.appendleft(best)
         if generation % 5 == 0:
             self.best_history.appendleft(best)
@@ -127,7 +128,7 @@ class Stopping:
             fired["maxfevals"] = self.maxfevals
         if self.maxiter is not None and es.generation >= self.maxiter:
             fired["maxiter"] = self.maxiter
-        recent_range = max(self.recent_best) - min(self.recent_best)
+        recent_range = float(max(self.recent_best)) - float(min(self.recent_best))  # Python floats: inf, no warning
         if self.tolfun is not None and self.cost_range < self.tolfun and recent_range < self.tolfun:
             fired["tolfun"] = self.tolfun
         if self.tolfunhist is not None and len(self.recent_best) > 9 and recent_range < self.tolfunhist:
@@ -135,7 +136,7 @@ class Stopping:
         widths = es._widths()
         if self.tolx is not None and np.all(widths < self.tolx):
             fired["tolx"] = self.tolx
-        if self.tolupsigma is not None and widths.max() > self.tolupsigma * es._initial_width:
+        if self.tolupsigma is not None and float(widths.max()) > self.tolupsigma * es._initial_width:
             fired["tolupsigma"] = self.tolupsigma
         if self._stagnated(es):
             fired["tolstagnation"] = self.tolstagnation
@@ -144,7 +145,7 @@ class Stopping:
         mean = es.mean  # a copy; XNES refreshes its distribution view only when asked for it
         if np.any(mean == mean + 0.2 * widths):
             fired["noeffectcoord"] = 0.2
-        return fired
+        return {name: float(threshold) for name, threshold in fired.items()}
 
     def _stagnated(self, es: Any) -> bool:
         """pycma's tolstagnation: the newer part of the sampled histories is no better than the older part."""
@@ -160,9 +161,17 @@ class Stopping:
         ):
             return False
         best, median = list(self.best_history), list(self.median_history)
-        return bool(
-            np.median(median[:k]) >= np.median(median[k : 2 * k]) and np.median(best[:k]) >= np.median(best[k : 2 * k])
-        )
+        newer, older = median[:k], median[k : 2 * k]
+        return _median(newer) >= _median(older) and _median(best[:k]) >= _median(best[k : 2 * k])
+
+
+def _median(values: Any) -> float:
+    """The median as np.median's, the middle pair averaged as halves when their sum overflows (costs near 1.8e308)."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    m = ordered.size
+    low, high = float(ordered[(m - 1) // 2]), float(ordered[m // 2])
+    total = low + high  # Python floats: inf on overflow, no warning
+    return total / 2 if math.isfinite(total) or not (math.isfinite(low) and math.isfinite(high)) else low / 2 + high / 2
 
 
 # Every criterion's default (pycma's CMAOptions); "default" marks a default that depends on d and popsize.

@@ -39,7 +39,9 @@ DEFAULT_LR = {"variance": 0.03, "entropy": 0.1}
 class EvolvabilityES(FixedSigma, Strategy):
     """MaxVar / MaxEnt: ``es = EvolvabilityES(mu, kind="entropy")``; ``x = es.ask()``; ``es.tell(b)``.
 
-    ``minimize=True`` descends J instead.  Its stop criteria read ``n w_i`` (the per-sample
+    ``minimize=True`` descends J instead.  With ``bounds`` the behaviours are evaluated at the repaired
+    samples and no penalty is added (there is no fitness to penalise): the gradient is that of J of
+    b(pi(x)), the score taken at the unrepaired draws.  Its stop criteria read ``n w_i`` (the per-sample
     weights of the last estimate, in the maximised sense) as the population's fitness;
     ``nan_policy="worst"`` is refused (the estimators use the behaviours' values, not ranks).
     """
@@ -55,17 +57,22 @@ class EvolvabilityES(FixedSigma, Strategy):
         rng: RNGLike = None,
         kind: str = "variance",
         lr: float | None = None,
-        bandwidth: float = 1.0,
+        bandwidth: float | None = None,
         noise: NoiseTable | None = None,
         **options: Any,
     ) -> None:
         if kind not in DEFAULT_LR:
             raise ValueError(f"kind must be 'variance' or 'entropy', got {kind!r}")
-        bandwidth = positive("bandwidth", bandwidth)  # checked for either kind: a bad value is never ignored
+        if bandwidth is not None:
+            bandwidth = positive("bandwidth", bandwidth)  # checked first: a bad value is named as such
+            if kind == "variance":
+                raise ValueError("bandwidth applies to kind='entropy' only (MaxEnt's kernel), got kind='variance'")
         p = Normal(mu, sigma, noise=noise)
         super().__init__(p, popsize, rng, **options)
         self.kind = kind
-        self.estimator = Variance() if kind == "variance" else Entropy(bandwidth=bandwidth)
+        self.estimator = (
+            Variance() if kind == "variance" else Entropy(bandwidth=1.0 if bandwidth is None else bandwidth)
+        )
         self.optimizer = SGD(p, lr=DEFAULT_LR[kind] if lr is None else lr)
 
     def tell(self, behaviours: object, x: object = None) -> None:  # type: ignore[override]

@@ -3,7 +3,7 @@
 A distribution owns its parameters (``params``: name -> live ndarray) and
 knows its score, the gradient of ``log p_theta(x)`` with respect to each
 parameter.  Estimators only ever ask it for ``weighted_score(w, x)``, the
-contraction ``sum_i w[i] * score(x)[name][i]`` (``docs/derivations.md``, section 3).
+contraction ``sum_i w[i] * score(x)[name][i]`` (``docs/derivations.md``, section 4).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import (
+    SMALL_SIZE,
     RNGLike,
     all_finite,
     as_dtype,
@@ -23,6 +24,25 @@ from .._checks import (
 )
 
 Grad = dict[str, np.ndarray]
+
+# Standard normal draws that sampling never exceeds in magnitude: NumPy's ziggurat (Generator, float64 and
+# float32) returns at most about 14, the legacy polar method (RandomState) about 12, and noise tables are
+# such draws.  A distribution whose |mu| + EPS_BOUND * (its scale) is finite cannot draw an overflowing
+# sample, so only distributions near the dtype's limit have their samples scanned.
+EPS_BOUND = 64.0
+
+
+def beyond_limit(mu: np.ndarray, spread: float) -> bool:
+    """Whether max |mu| + EPS_BOUND * spread may exceed the largest number of mu's dtype.
+
+    On Python floats (which overflow to inf without a warning): a few microseconds at most.
+    """
+    largest_mu = max(map(abs, mu.tolist())) if mu.size <= SMALL_SIZE else float(np.max(np.abs(mu)))
+    return not largest_mu + EPS_BOUND * spread < _LIMITS[mu.dtype]
+
+
+_LIMITS = {np.dtype(np.float32): float(np.finfo(np.float32).max), np.dtype(np.float64): float(np.finfo(np.float64).max)}
+
 
 # Non-finite intermediates are not reported as they arise: every result is checked by
 # ``_finite``, which names the input responsible (a RuntimeWarning first would be the same
@@ -42,10 +62,38 @@ class Distribution:
         return next(iter(self.params.values())).dtype
 
     def sample(self, n: int, rng: RNGLike = None) -> np.ndarray:
-        """Draw ``n`` samples, shape (n, *event_shape)."""
+        """Draw ``n`` samples, shape (n, *event_shape); a ValueError naming the parameters if one overflows."""
         n = check_sample_count("n", n)
         check_sample_bytes(n, check_params(self))
-        return self._sample(n, rng)
+        return self._checked_sample(n, rng)
+
+    def _checked_sample(self, n: int, rng: RNGLike) -> np.ndarray:
+        """``_sample``, scanned for overflow only when the parameters are near the dtype's limit."""
+        if not self._may_overflow():
+            return self._sample(n, rng)
+        with checked_after():
+            x = self._sample(n, rng)
+        self._check_sample(x)
+        return x
+
+    def _may_overflow(self) -> bool:
+        """Whether a sample could overflow the dtype (False: it cannot, and is not scanned)."""
+        return False
+
+    def _check_sample(self, x: np.ndarray) -> None:
+        """Raise a ValueError naming the parameters when a sample ``x`` (n, ...) is not finite."""
+        if all_finite(x):
+            return
+        rows = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+        raise ValueError(
+            f"{type(self).__name__}.sample: {int(np.count_nonzero(~rows))} of {rows.size} samples overflow "
+            f"{x.dtype} (first: sample {int(np.argmin(rows))}); {self._scale_text()}"
+        )
+
+    def _scale_text(self) -> str:
+        """The parameters that set the samples' magnitude, for ``_check_sample``'s message."""
+        sizes = ", ".join(f"largest |{name}| {float(np.max(np.abs(v))):.4g}" for name, v in self.params.items())
+        return f"{sizes}: rescale the parameters"
 
     def log_prob(self, x: object) -> np.ndarray:
         """log p_theta(x_i) for each sample, shape (n,)."""
@@ -70,9 +118,7 @@ class Distribution:
         n = x.shape[0]
         weights = as_float_array("w", w, finite=False)  # finiteness is checked on the result
         if weights.shape != (n,):
-            raise ValueError(
-                f"w has shape {weights.shape} but x has {n} samples; expected w of shape ({n},)"
-            )
+            raise ValueError(f"w has shape {weights.shape} but x has {n} samples; expected w of shape ({n},)")
         weights = as_dtype("w", weights, self.dtype)
         with checked_after():
             grad = self._weighted_score(weights, x)
@@ -80,9 +126,7 @@ class Distribution:
 
     def natural_gradient(self, grad: Grad) -> Grad:
         """The inverse Fisher information applied to ``grad`` (closed form)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no closed-form Fisher information"
-        )
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form Fisher information")
 
     def check_x(self, x: object) -> np.ndarray:
         """Validate a sample array against this distribution's event shape."""
@@ -107,8 +151,7 @@ class Distribution:
         for name, value in self.params.items():
             check_finite(f"params[{name!r}]", value)
         raise ValueError(
-            f"{type(self).__name__}: inputs are finite but {sorted(result)} overflowed; "
-            "rescale x or the parameters"
+            f"{type(self).__name__}: inputs are finite but {sorted(result)} overflowed; rescale x or the parameters"
         )
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:

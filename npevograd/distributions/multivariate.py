@@ -1,41 +1,43 @@
 r"""Full-covariance Gaussian ``MultivariateNormal``: x = mu + L z, L lower triangular.
 
 With :math:`z \sim N(0, I)`, :math:`\Sigma = L L^\top` and the whitened sample
-:math:`u = L^{-1}(x - \mu)` (so :math:`u = z` for a sample of this distribution):
+:math:`\epsilon = L^{-1}(x - \mu)` (the standard normal draw of a sample of this distribution):
 
 .. math::
 
-    \log p(x) = -\tfrac12 \|u\|^2 - \sum_j \log L_{jj} - \tfrac{d}{2}\log 2\pi
+    \log p(x) = -\tfrac12 \|\epsilon\|^2 - \sum_j \log L_{jj} - \tfrac{d}{2}\log 2\pi
 
-Score, with :math:`v = L^{-\top} u = \Sigma^{-1}(x - \mu)`.  From
-:math:`du = -L^{-1}\,dL\,u`, :math:`d(-\tfrac12 u^\top u) = \operatorname{tr}(u u^\top L^{-1} dL)`
+Score, with :math:`v = L^{-\top} \epsilon = \Sigma^{-1}(x - \mu)`.  From
+:math:`d\epsilon = -L^{-1}\,dL\,\epsilon`,
+:math:`d(-\tfrac12 \epsilon^\top \epsilon) = \operatorname{tr}(\epsilon \epsilon^\top L^{-1} dL)`
 and :math:`d \log\det L = \operatorname{tr}(\operatorname{diag}(1/L_{jj})\, dL)`; kept to the
 lower triangle (the parameters; zeros above it):
 
 .. math::
 
     \partial_\mu \log p = v, \qquad
-    \partial_L \log p = \operatorname{tril}\big(v u^\top\big) - \operatorname{diag}(1/L_{jj})
-                      = \operatorname{tril}\big(L^{-\top}(u u^\top - I)\big)
+    \partial_L \log p = \operatorname{tril}\big(v \epsilon^\top\big) - \operatorname{diag}(1/L_{jj})
+                      = \operatorname{tril}\big(L^{-\top}(\epsilon \epsilon^\top - I)\big)
 
 (the second form because :math:`L^{-\top}` is upper triangular with diagonal
-:math:`1/L_{jj}`).  Weighted over a sample, with :math:`C = \sum_i w_i u_i u_i^\top
+:math:`1/L_{jj}`).  Weighted over a sample, with :math:`C = \sum_i w_i \epsilon_i \epsilon_i^\top
 = U^\top \operatorname{diag}(w) U` (one BLAS product, never an (n, d, d) array; w, U and L scaled by powers of 2 first):
 
 .. math::
 
-    \sum_i w_i \partial_\mu \log p(x_i) = L^{-\top} \textstyle\sum_i w_i u_i, \qquad
+    \sum_i w_i \partial_\mu \log p(x_i) = L^{-\top} \textstyle\sum_i w_i \epsilon_i, \qquad
     \sum_i w_i \partial_L \log p(x_i) = \operatorname{tril}\big(L^{-\top} C\big)
         - \big(\textstyle\sum_i w_i\big) \operatorname{diag}(1/L_{jj})
 
-Natural gradient, in the local coordinates :math:`\mu = \mu_0 + L_0\delta`,
+Natural gradient, in the local coordinates :math:`\mu = \mu_0 + L_0\xi`,
 :math:`L = L_0 (I + B)`, B lower triangular (both zero at the current parameters).
-There the score is :math:`\partial_\delta = u`, :math:`\partial_B = \operatorname{tril}(u u^\top - I)`,
-and since :math:`E[(u^\top B u - \operatorname{tr}B)(u u^\top - I)] = B + B^\top` for
-:math:`u \sim N(0, I)` the Fisher information is diagonal: 1 for every entry of
-:math:`\delta` and every strictly-lower entry of B, 2 for a diagonal entry of B, and
+There the score is :math:`\partial_\xi = \epsilon`,
+:math:`\partial_B = \operatorname{tril}(\epsilon \epsilon^\top - I)`,
+and since :math:`E[(\epsilon^\top B \epsilon - \operatorname{tr}B)(\epsilon \epsilon^\top - I)] = B + B^\top` for
+:math:`\epsilon \sim N(0, I)` the Fisher information is diagonal: 1 for every entry of
+:math:`\xi` and every strictly-lower entry of B, 2 for a diagonal entry of B, and
 the cross terms vanish (odd moments).  Pulling the gradient back
-(:math:`g_\delta = L^\top g_\mu`, :math:`g_B = \operatorname{tril}(L^\top g_L)`), dividing by the
+(:math:`g_\xi = L^\top g_\mu`, :math:`g_B = \operatorname{tril}(L^\top g_L)`), dividing by the
 Fisher and pushing forward again:
 
 .. math::
@@ -70,25 +72,48 @@ from .._checks import (
     sample_rows,
 )
 from ..sampling import standard_normal
-from ._base import Distribution, Grad
+from ._base import Distribution, Grad, beyond_limit
+from ._scaled import split
+
+# Up to this dimension L is solved by substitution in NumPy: LAPACK's trtrs (scipy's OpenBLAS) starts its
+# threads even for a 5 x 5 factor, and interleaved with other work that made log_prob 4 to 8 times slower
+# than LU on the 2-core test machine; above it the solve's own work dominates.
+SUBSTITUTION_MAX_DIM = 16
 
 
 def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
-    """L^{-1} b (or L^{-T} b) for lower-triangular L, b (d,) or (d, m).
+    """L^{-1} b (or L^{-T} b) for lower-triangular L, b (d,) or (d, m): a triangular solve.
 
-    ``np.linalg.solve`` (LU, backward stable) rather than ``scipy.linalg.solve_triangular``:
-    the same accuracy here, and about 30 times less overhead per call for small d.
+    A triangular solve, not LU (``np.linalg.solve``): it reads only the triangle and never
+    pivots, so a valid factor with a huge off-diagonal entry beside a tiny diagonal
+    (``[[1e-200, 0], [1e200, 1e-200]]``) is solved, where LU calls it singular.  Forward (or
+    backward) substitution for small d, LAPACK's ``trtrs`` above ``SUBSTITUTION_MAX_DIM``;
+    both are backward stable.  Entries that overflow come out inf, for the caller's check.
     """
-    return np.linalg.solve(L.T if transpose else L, b)
+    rhs = b.astype(L.dtype, copy=False)
+    if L.shape[0] <= SUBSTITUTION_MAX_DIM:
+        return _substitute(L, rhs, transpose)
+    from scipy.linalg import lapack  # imported when first used: import npevograd stays light
+
+    trtrs = lapack.strtrs if L.dtype == np.float32 else lapack.dtrtrs
+    solved, info = trtrs(L, rhs if rhs.ndim == 2 else rhs[:, None], lower=1, trans=1 if transpose else 0)
+    if info != 0:  # cannot happen: the diagonal is checked positive and normal
+        raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK trtrs info={info})")
+    return solved if rhs.ndim == 2 else solved[:, 0]
 
 
-def _split(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """a = m * 2**e exactly, with max |m| in [0.5, 1) (a all zero or not finite: m = a, e = 0)."""
-    largest = float(np.max(np.abs(a))) if a.size else 0.0
-    if largest == 0 or not math.isfinite(largest):
-        return a, 0
-    exponent = math.frexp(largest)[1]
-    return np.ldexp(a, -exponent).astype(a.dtype, copy=False), exponent
+def _substitute(L: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+    """Forward substitution u_j = (b_j - L[j, :j] u[:j]) / L_jj, or backward with L^T."""
+    d = L.shape[0]
+    u = np.empty(b.shape, dtype=np.result_type(L, b))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is inf here and reported by the caller
+        if transpose:  # L^T is upper triangular: from the last row up, with column j of L below the diagonal
+            for j in range(d - 1, -1, -1):
+                u[j] = (b[j] - L[j + 1 :, j] @ u[j + 1 :]) / L[j, j]
+        else:
+            for j in range(d):
+                u[j] = (b[j] - L[j, :j] @ u[:j]) / L[j, j]
+    return u
 
 
 def _check_scale_tril(L: np.ndarray, d: int) -> None:
@@ -169,9 +194,16 @@ class MultivariateNormal(Distribution):
 
     @property
     def covariance(self) -> np.ndarray:
-        """Sigma = L L^T, shape (d, d)."""
+        """Sigma = L L^T, shape (d, d); a ValueError naming scale_tril if it overflows the dtype."""
         L = self.scale_tril
-        return L @ L.T
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            covariance = L @ L.T
+        if not np.isfinite(covariance).all():
+            raise ValueError(
+                f"the covariance scale_tril @ scale_tril.T overflows {L.dtype} (largest |scale_tril| "
+                f"{float(np.max(np.abs(L))):.4g}); rescale scale_tril (samples and scores use L itself)"
+            )
+        return covariance
 
     @property
     def dim(self) -> int:
@@ -188,6 +220,17 @@ class MultivariateNormal(Distribution):
     def _whiten(self, x: np.ndarray, L: np.ndarray) -> np.ndarray:
         u = _solve_lower(L, (x - self.mu).T).T
         return u.astype(self.dtype, copy=False)
+
+    def _may_overflow(self) -> bool:
+        L = self.params["scale_tril"] if self.learn_scale else self._scale_tril  # checked where sampled
+        return beyond_limit(self.mu, self.dim * float(np.max(np.abs(L))))  # |(L z)_j| <= max|z| d max|L|
+
+    def _scale_text(self) -> str:
+        scale, mu = float(np.max(np.abs(self.scale_tril))), float(np.max(np.abs(self.mu)))
+        return (
+            f"x = mu + scale_tril @ z with largest |scale_tril| {scale:.4g} (the sigma of this distribution) and "
+            f"largest |mu| {mu:.4g}: lower scale_tril or mu"
+        )
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
         z = standard_normal(rng, (n, self.dim), self.dtype)
@@ -217,9 +260,9 @@ class MultivariateNormal(Distribution):
         # w u (4e-274 * 1e-100, then / 1e-100) underflows, nor u / L (1e-200 / 1e200, then * 1e100), nor
         # w u u^T (1e200 * 1e100^2, then / 1e200) overflows where the gradient itself does not
         # (float32 inputs in float64: entries 1e-30 beside 1e30 in one vector fit its range, not float32's)
-        w_m, w_e = _split(w.astype(np.float64, copy=False))
-        u_m, u_e = _split(u.astype(np.float64, copy=False))
-        L_m, L_e = _split(L.astype(np.float64, copy=False))
+        w_m, w_e = split(w.astype(np.float64, copy=False))
+        u_m, u_e = split(u.astype(np.float64, copy=False))
+        L_m, L_e = split(L.astype(np.float64, copy=False))
         grad = {"mu": np.ldexp(_solve_lower(L_m, w_m @ u_m, transpose=True), w_e + u_e - L_e)}  # L^{-T} sum w_i u_i
         if self.learn_scale:
             c = (u_m * w_m[:, None]).T @ u_m  # C = sum_i w_i u_i u_i^T, in mantissa parts

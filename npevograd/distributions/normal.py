@@ -28,7 +28,7 @@ from .._checks import (
 )
 from ..noise import EncodedSamples, NoiseTable
 from ..sampling import normal_rows, standard_normal
-from ._base import Distribution, Grad
+from ._base import Distribution, Grad, beyond_limit, checked_after
 from ._normal_contraction import weighted_deviations
 from ._normal_table import TableEncoding, decode_windows
 
@@ -88,9 +88,7 @@ class Normal(TableEncoding, Distribution):
         dtype = float_dtype(mu_arr)
         d = mu_arr.shape[0]
         if sigma_arr.shape not in ((), (d,)):
-            raise ValueError(
-                f"sigma must be a scalar or have shape ({d},) to match mu, got shape {sigma_arr.shape}"
-            )
+            raise ValueError(f"sigma must be a scalar or have shape ({d},) to match mu, got shape {sigma_arr.shape}")
         check_positive("sigma", sigma_arr)
         learn_sigma = check_bool("learn_sigma", learn_sigma)
         if noise is not None:
@@ -144,8 +142,19 @@ class Normal(TableEncoding, Distribution):
                     f"{type(self).__name__}(mu, sigma, noise=NoiseTable(size, seed))"
                 )
             encoded = self._encode(n, self.noise, rng)
+            if self._may_overflow():
+                with checked_after():
+                    self._check_sample(self.decode(encoded))
             return encoded if encode else self.decode(encoded)
-        return self._sample(n, rng)
+        return self._checked_sample(n, rng)
+
+    def _may_overflow(self) -> bool:
+        sigma = self.sigma
+        return beyond_limit(self.mu, sigma.item() if sigma.size == 1 else float(np.max(sigma)))
+
+    def _scale_text(self) -> str:
+        sigma, mu = float(np.max(self.sigma)), float(np.max(np.abs(self.mu)))
+        return f"x = mu + sigma * eps with largest sigma {sigma:.4g} and largest |mu| {mu:.4g}: lower sigma or mu"
 
     def check_x(self, x: object) -> np.ndarray:
         check_params(self)

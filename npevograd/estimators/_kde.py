@@ -98,11 +98,27 @@ def kernel_sums(z: np.ndarray, bandwidth: float, block: int | None = None) -> tu
     n, dtype = z.shape[0], z.dtype
     if bandwidth**-2 > float(np.finfo(dtype).max):  # 1/h^2 overflows the dtype (float32: h < 1e-19): use float64
         z = z.astype(np.float64)
-    # An exponent -||z_i - z_j||^2 / h^2 that overflows is -inf, and K_ij = exp(-inf) = 0 is then
-    # exact: a tiny bandwidth, or behaviours far apart, give the identity kernel, not a warning.
-    with np.errstate(over="ignore"):
+    with far_apart():
         density, nested = _two_passes(_Strips(_Tiles(z, bandwidth), block), n, z.dtype)
     return density.astype(dtype), nested.astype(dtype)
+
+
+def far_apart() -> np.errstate:
+    """The floating-point state of the kernel sums: an exponent -||z_i - z_j||^2 / h^2 that overflows is -inf.
+
+    K_ij = exp(-inf) = 0 is then exact: a tiny bandwidth, or behaviours far apart, give the
+    identity kernel, not a warning (and ||c_i||^2 = inf only rules out the GEMM form).
+    """
+    return np.errstate(over="ignore")
+
+
+def _centre(z: np.ndarray) -> np.ndarray:
+    """The behaviours' mean per coordinate, or the midpoint of their range where the mean's sum overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = z.mean(axis=0)
+    if np.isfinite(mean).all():
+        return mean
+    return z.max(axis=0) / 2 + z.min(axis=0) / 2  # within range: no sum of large values
 
 
 def _exp(tile: np.ndarray) -> None:
@@ -122,8 +138,8 @@ class _Tiles:
         self.n, k = z.shape
         self.width = k + 2  # inner dimension of the GEMM form
         z64 = z.astype(np.float64, copy=False)
-        c = (z64 - z64.mean(axis=0)) / bandwidth  # translation leaves K unchanged
-        sq = np.einsum("ij,ij->i", c, c)
+        c = (z64 - _centre(z64)) / bandwidth  # translation leaves K unchanged
+        sq = np.einsum("ij,ij->i", c, c)  # inf for behaviours near the float64 limit: then not the GEMM form
         self.gram = 8 * np.finfo(dtype).eps * float(sq.max()) <= GRAM_MAX_ERROR[dtype]
         if self.gram:
             ones = np.ones_like(sq)

@@ -25,10 +25,11 @@ def weighted_kernel_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (density, nested) above for behaviours ``z`` (n, k) and ratios (n,), in z's dtype."""
     n = z.shape[0]
-    strips = _kde._Strips(_kde._Tiles(z, bandwidth), block)
-    r = ratios.astype(np.float64)
-    density = (strips.sums(r.astype(z.dtype)) + r) / n  # the diagonal: K_jj r_j
-    r_over_density = np.zeros(n)
-    np.divide(r, density, out=r_over_density, where=r > 0)
-    nested = (strips.sums(r_over_density.astype(z.dtype)) + r_over_density) / n
+    with _kde.far_apart():
+        strips = _kde._Strips(_kde._Tiles(z, bandwidth), block)
+        r = ratios.astype(np.float64)
+        density = (strips.sums(r.astype(z.dtype)) + r) / n  # the diagonal: K_jj r_j
+        r_over_density = np.zeros(n)
+        np.divide(r, density, out=r_over_density, where=r > 0)
+        nested = (strips.sums(r_over_density.astype(z.dtype)) + r_over_density) / n
     return density.astype(z.dtype), nested.astype(z.dtype)

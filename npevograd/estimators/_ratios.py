@@ -96,5 +96,6 @@ def check_ratios(ratios: object, n: int, allow_complex: bool = False) -> np.ndar
 def reuse_weights(dj_dr: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     """w_i = rho_i dJ/dr_i at r = rho; exactly 0 where rho_i = 0 (the sample carries no weight)."""
     w = np.zeros(dj_dr.shape, dtype=np.result_type(dj_dr, ratios))
-    np.multiply(dj_dr, ratios, out=w, where=ratios > 0)
+    with np.errstate(over="ignore"):  # an overflowing weight is named by the estimator (Estimator._gradient)
+        np.multiply(dj_dr, ratios, out=w, where=ratios > 0)
     return w

@@ -29,13 +29,15 @@ check the weights by the complex step without torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .._checks import as_float_array, behaviour_matrix, fitness_vector, per_sample
+from .._checks import all_finite, as_float_array, behaviour_matrix, fitness_vector, per_sample
 from ..distributions import Distribution, Grad
+from ..distributions._scaled import scaled, split
 from . import _kde, _ratio_kde
 from ._ratios import check_min_ess, check_ratios, effective_sample_size, importance_ratios, reuse_weights
 from .shaping import on_validated, standardize
@@ -93,13 +95,32 @@ class Estimator:
             if min_ess is not None:
                 check_min_ess(float(n), n, min_ess)
             value, w = self.weights(values, n)
-            return Estimate(value=value, grad=p._contract(w, x), weights=w)  # p.weighted_score(w, x)
+            return Estimate(value=value, grad=self._gradient(p, w, x), weights=w)  # p.weighted_score(w, x)
         per_sample("values", values, n)  # values against x first: the clearer error
         rho = importance_ratios(p, x, proposal, log_proposal)
         check_min_ess(effective_sample_size(rho), n, min_ess)
         value, dj_dr = self.ratio_weights(values, rho)
         w = reuse_weights(dj_dr, rho)  # rho_i dJ/dr_i
-        return Estimate(value=value, grad=p._contract(w, x), weights=w, ratios=rho)
+        return Estimate(value=value, grad=self._gradient(p, w, x, rho), weights=w, ratios=rho)
+
+    def _gradient(self, p: Distribution, w: np.ndarray, x: np.ndarray, rho: np.ndarray | None = None) -> Grad:
+        """p.weighted_score(w, x); weights that overflowed are named as this estimator's, with their cause."""
+        try:
+            return p._contract(w, x)
+        except ValueError:
+            if all_finite(w):
+                raise
+        bad = int(np.argmin(np.isfinite(w)))
+        cause = (
+            f"dJ/dr_i times the importance ratio rho_i = {float(rho[bad]):.4g}"
+            if rho is not None
+            else "dJ/dr_i at r = 1"
+        )
+        raise ValueError(
+            f"{type(self).__name__}: the weight of sample {bad} overflows float (it is {cause}); the values are "
+            "too large for float64 here: rescale the values"
+            + (" or reuse fewer generations" if rho is not None else "")
+        )
 
     def weights(self, values: object, n: int) -> tuple[float, np.ndarray]:
         raise NotImplementedError
@@ -197,20 +218,35 @@ class Mean(Estimator):
         if self.baseline is not None or self.normalize:
             centred = f - f.dtype.type(value)  # f_i - mean(f): the mean baseline, and normalize at r = 1
             if self.baseline == "loo":
-                centred *= n / (n - 1)  # f_i - b_i = n/(n-1) (f_i - mean(f))
+                with np.errstate(over="ignore"):  # an overflowing weight is named by _gradient
+                    centred *= n / (n - 1)  # f_i - b_i = n/(n-1) (f_i - mean(f))
             return value, centred / n
         return value, w
 
     def ratio_weights(self, values: object, ratios: object) -> tuple[float, np.ndarray]:
+        """J and dJ/dr at r = ratios, summed in a scaled form (``distributions._scaled``).
+
+        f = f_m 2^e and r = r_m 2^g exactly, so no term f_i r_i (1e300 times e^700) overflows
+        where J does not.  Without ``normalize``, J = (1/n) sum_i (f_i - b_i) r_i + mean(b): the
+        baseline's r-terms cancel exactly, so a constant fitness gives J = f.  With ``normalize``
+        the same holds for J = f_k + sum_i r_i (f_i - f_k) / sum_i r_i, k the largest ratio: a
+        common ratio factor cancels and f_i - J is exactly 0 for a constant fitness.
+        """
         f = self._fitness(values, _count(values))
         r = check_ratios(ratios, f.shape[0])
-        if self.normalize:
-            total = r.sum()
-            value = (r @ f) / total  # J = sum r_i f_i / sum r_i
-            return float(value), (f - value) / total
-        b = self._baselines(f)
         n = f.shape[0]
-        return float((f @ r - b @ (r - 1)) / n), (f - b) / n
+        f_m, f_e = split(f)
+        r_m, r_e = split(r)
+        if self.normalize:
+            anchor = f_m[int(np.argmax(r))]  # f_k, scaled
+            total_m = r_m.sum()  # sum r_i / 2^g
+            value_m = anchor + ((f_m - anchor) @ r_m) / total_m  # J / 2^e: f_k plus a weighted mean of f_i - f_k
+            dj_dr = np.ldexp((f_m - value_m) / total_m, f_e - r_e).astype(f.dtype, copy=False)  # (f_i - J) / sum r
+            return _finite_value(self, scaled(float(value_m), f_e)), dj_dr
+        b_m = self._baselines(f_m)  # the baselines of f, scaled as f is
+        centred_m = f_m - b_m
+        value = scaled(float((centred_m @ r_m) / n), f_e + r_e) + scaled(float(b_m.sum() / n), f_e)
+        return _finite_value(self, value), np.ldexp(centred_m / n, f_e).astype(f.dtype, copy=False)  # (f_i - b_i)/n
 
     def objective(self, values: object, ratios: object) -> float | complex:
         f = self._fitness(values, _count(values))
@@ -241,7 +277,7 @@ class Variance(Estimator):
         z_norm2 = self._z_norm2(values)
         r = check_ratios(ratios, z_norm2.shape[0])
         n = z_norm2.shape[0]
-        return float(z_norm2 @ r / n), z_norm2 / n
+        return _finite_value(self, _scaled_mean(z_norm2, r)), z_norm2 / n  # J = (1/n) sum_i ||z_i||^2 r_i
 
     def objective(self, values: object, ratios: object) -> float | complex:
         z_norm2 = self._z_norm2(values)
@@ -307,7 +343,7 @@ class Entropy(Estimator):
         # and dJ/dr_j = +inf (the estimator multiplies it by rho_j = 0)
         positive = density > 0
         neg_log_density = -np.log(np.where(positive, density, 1))
-        value = float(neg_log_density @ r / n)  # J = (1/n) sum_j -log(phat_j) r_j
+        value = _finite_value(self, _scaled_mean(neg_log_density, r))  # J = (1/n) sum_j -log(phat_j) r_j
         outer = np.where(positive, neg_log_density, np.inf)
         return value, (outer - nested) / n  # nested: (1/n) sum_j K_ij r_j / phat_j
 
@@ -329,6 +365,23 @@ def _count(values: object) -> int:
     """The number of samples in ``values`` (its first axis), checked against the ratios afterwards."""
     shape = np.shape(values)  # type: ignore[call-overload]
     return shape[0] if shape else 0
+
+
+def _scaled_mean(a: np.ndarray, r: np.ndarray) -> float:
+    """(1/n) sum_i a_i r_i in the scaled form: finite wherever the result is (bits of a @ r / n otherwise)."""
+    a_m, a_e = split(a)
+    r_m, r_e = split(r)
+    return scaled(float((a_m @ r_m) / a.shape[0]), a_e + r_e)
+
+
+def _finite_value(estimator: Estimator, value: float) -> float:
+    """The objective's value under importance ratios, or a ValueError saying that J itself overflows."""
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{type(estimator).__name__}: the objective J under these importance ratios is {value}: it exceeds "
+            "float64 (the values times the ratios); rescale the values or reuse fewer generations"
+        )
+    return value
 
 
 def _mean_value(w: np.ndarray, bounded: bool = False) -> float:

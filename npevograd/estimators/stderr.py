@@ -1,18 +1,18 @@
 r"""Standard errors of a score-function gradient from its per-sample terms, streamed in row blocks.
 
-A gradient is a sum of n per-sample terms, :math:`g = \sum_i w_i s_i` with
-:math:`s_i = \nabla_\theta \log p_\theta(x_i)`, i.e. the mean of :math:`t_i = n w_i s_i`.
+A gradient is a sum of n per-sample terms, :math:`g = \sum_i w_i \psi_i` with
+:math:`\psi_i = \nabla_\theta \log p_\theta(x_i)`, i.e. the mean of :math:`t_i = n w_i \psi_i`.
 Its standard error, entry by entry, is estimated from the spread of those terms:
 
 .. math::
 
     \mathrm{se}(g) = \sqrt{\frac{1}{n(n-1)} \sum_i (t_i - g)^2}
-                   = \sqrt{\frac{n}{n-1} \sum_i \Big(w_i s_i - \frac{g}{n}\Big)^2 }
+                   = \sqrt{\frac{n}{n-1} \sum_i \Big(w_i \psi_i - \frac{g}{n}\Big)^2 }
 
 What the number means:
 
 - ``Mean`` without shaping or baseline, with or without a proposal: the t_i are
-  independent and identically distributed (f_i rho_i s_i), so this is the usual
+  independent and identically distributed (f_i rho_i psi_i), so this is the usual
   standard error of the estimate, unbiased in its square.
 - ``Mean`` with a baseline, ``normalize=True`` or a shaping, ``Variance`` (frozen
   z-scoring) and ``Entropy``: each w_i depends on the whole batch (the batch mean, the
@@ -20,19 +20,21 @@ What the number means:
   number is the plug-in (delta-method) standard error that treats the w_i as fixed:
   it leaves out how one sample moves the other samples' weights.  For the baselines
   and ``normalize`` that part is small (measured over 400 draws of n = 100 on a
-  quadratic: within 5% of the spread, like the plain mean); self-normalised with a
+  quadratic: 0.94 to 1.01 of the spread, like the plain mean; the tests allow 15%,
+  since the spread over 400 draws has a standard error of 3.5%); self-normalised with a
   proposal it under-states the spread somewhat (0.84 to 0.96 of it in the tests),
   since sum_i rho_i is random too.  For z-scored weights
   (``Mean(shaping=zscore)``, ``Variance``) and ``Entropy`` it is not: there the number
   over-states the spread over repeated draws, by 1.1 to 1.8 times in the tests
-  (z-scored mean 1.1 to 1.5, ``Variance`` 1.5 to 1.6, ``Entropy`` 1.1 in one
-  behaviour dimension and 1.8 in two); read it as a conservative scale of the noise,
+  (z-scored mean 1.1 to 1.5, ``Variance`` 1.6, ``Entropy`` 1.1 in one
+  behaviour dimension and 1.8 in two; the tests assert the bands 1.3 to 1.9, 0.95
+  to 1.3 and 1.4 to 2.1 for these three); read it as a conservative scale of the noise,
   not as an exact standard error.
 - ``PairedNormal``: the samples i and i + n/2 share one eps, so the pair is the
   independent unit; the terms are averaged pairwise first and n becomes n/2.
 
-Memory: :math:`\sum_i w_i^2 s_i^2` is not a contraction of the score with a weight
-vector (weighted_score gives :math:`\sum_i w_i^2 s_i`, not the square), so the
+Memory: :math:`\sum_i w_i^2 \psi_i^2` is not a contraction of the score with a weight
+vector (weighted_score gives :math:`\sum_i w_i^2 \psi_i`, not the square), so the
 distribution's own per-sample scores are computed a block of about 4 MB of rows at
 a time (``p.score`` on each block), never as one (n, d) array.
 """
@@ -118,7 +120,7 @@ class _ScaledSquares:
 
 
 def _block_terms(p: Distribution, x: np.ndarray, w: np.ndarray, start: int, stop: int, n: int) -> Grad:
-    """t_i = n w_i s_i for rows start..stop-1, float64."""
+    """t_i = n w_i psi_i for rows start..stop-1, float64."""
     scores = p.score(_rows(x, start, stop))
     t_w = n * w[start:stop]
     return {name: t_w.reshape((-1,) + (1,) * (s.ndim - 1)) * s.astype(np.float64) for name, s in scores.items()}

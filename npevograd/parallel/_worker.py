@@ -119,3 +119,20 @@ def _run_batch(batch: _EncodedBatch | _RowBatch) -> np.ndarray | _Failure:
         bad = ValueError(f"fitness returned a non-finite value for sample {batch.start + j}: {arr[j].tolist()}")
         return _failure(batch.start + j, batch, bad)
     return arr
+
+
+def _unpickles(blob: bytes, loads: Callable[[bytes], Any] = pickle.loads) -> _Failure | None:
+    """Worker side of the fitness check: unpickle the fitness sent as bytes; its failure, if any, comes back.
+
+    Sent as bytes, the fitness is unpickled here, inside the task, where an error is caught and
+    returned: unpickled by the executor itself it would kill a pool worker (``BrokenProcessPool``) or
+    a Dask worker's connection (its tasks then wait forever).
+    """
+    try:
+        fitness = loads(blob)
+    except _FITNESS_ERRORS as exc:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return _Failure(None, 0, 0, exc, text)
+    if not callable(fitness):
+        return _Failure(None, 0, 0, TypeError(f"the fitness unpickled as a {type(fitness).__name__}"), "")
+    return None

@@ -36,10 +36,19 @@ function ``f`` becomes one with ``lambda x: np.array([f(row) for row in x])``.
 
 Faults
 ------
+* Before the first batch reaches an executor that pickles (a process pool, Dask),
+  the fitness is pickled here and unpickled on a worker inside a task, once per
+  executor and fitness: one that cannot be pickled (a lambda on a process pool)
+  or unpickled there (it needs a module the workers lack) is a ``TypeError``
+  chained to that error, in milliseconds; on Dask its batches would otherwise
+  wait forever, on a process pool kill the workers.
 * An exception raised by the fitness function stops the evaluation and is
   raised here as :class:`FitnessError`, naming the index of the failing sample
   and chained to the original exception, which carries the worker's traceback.
   To find that index, a batch whose call raised is re-run one sample at a time.
+  Whatever the executor and the order batches finish in, the failure reported
+  is the serial run's: the lowest failing batch's (the batches before a failing
+  one are awaited, those after it dropped).
   ``SystemExit`` (a fitness calling ``sys.exit``) counts as such an exception, and
   so does a NaN or infinite fitness value: a ``FitnessError`` naming that sample
   (its cause a ``ValueError`` quoting the value), at once, on every executor.
@@ -57,13 +66,17 @@ Faults
 
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
 import sys
+import weakref
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
     Executor,
     Future,
+    ProcessPoolExecutor,
     wait,
 )
 from dataclasses import dataclass
@@ -75,7 +88,7 @@ from .._checks import RNGLike, check_sample_count
 from ..distributions import Distribution, Normal
 from ..noise import EncodedSamples
 from ._pool import ProcessPool
-from ._worker import Fitness, _EncodedBatch, _Failure, _RowBatch, _run_batch
+from ._worker import Fitness, _EncodedBatch, _Failure, _RowBatch, _run_batch, _unpickles
 
 # Batches per generation when batch_size is not given.
 _DEFAULT_BATCHES = 16
@@ -120,14 +133,19 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
-def _raise_failure(failure: _Failure) -> NoReturn:
+def _with_remote_traceback(failure: _Failure) -> BaseException:
+    """The failure's exception; raised in another process, with that process's traceback as its cause."""
     exc = failure.exc
     if exc.__traceback__ is None and failure.traceback:  # raised in another process
         exc.__cause__ = RemoteTraceback(failure.traceback)
+    return exc
+
+
+def _raise_failure(failure: _Failure) -> NoReturn:
+    exc = _with_remote_traceback(failure)
     where = f"sample {failure.index}" if failure.index is not None else "the batch"
     raise FitnessError(
-        f"fitness raised {type(exc).__name__} at {where} "
-        f"(batch of samples [{failure.start}, {failure.stop})): {exc}",
+        f"fitness raised {type(exc).__name__} at {where} (batch of samples [{failure.start}, {failure.stop})): {exc}",
         index=failure.index,
         batch=(failure.start, failure.stop),
     ) from exc
@@ -206,8 +224,14 @@ def evaluate(
 
         def make(start: int, stop: int, attempt: int) -> _EncodedBatch | _RowBatch:
             return _EncodedBatch(
-                fitness, start, attempt, encoded.table, mu, sigma,
-                encoded.indices[start:stop], encoded.signs[start:stop],
+                fitness,
+                start,
+                attempt,
+                encoded.table,
+                mu,
+                sigma,
+                encoded.indices[start:stop],
+                encoded.signs[start:stop],
             )
 
         samples = encoded
@@ -229,8 +253,98 @@ def evaluate(
             outcomes.append(outcome)
         resubmitted = 0
     else:
+        _check_fitness_reaches_workers(executor, fitness)
         outcomes, resubmitted = _run_on(executor, make, bounds, retries)
     return Evaluation(samples=samples, fitness=_assemble(outcomes, bounds), resubmitted=resubmitted)
+
+
+# Executors, and the digests of the pickled fitness functions a worker of theirs has unpickled: each
+# (executor, fitness) pair is checked once (a weak reference: a dropped executor's entry goes with it).
+_CHECKED: weakref.WeakKeyDictionary[Executor, set[bytes]] = weakref.WeakKeyDictionary()
+
+
+def _pickler(executor: Executor) -> tuple[Callable[[object], bytes], Callable[[bytes], object]] | None:
+    """The (dumps, loads) an executor sends tasks with, or None where it sends none (threads) or is unknown.
+
+    Dask pickles with cloudpickle when pickle fails (so lambdas and closures travel); a process
+    pool, ``ProcessPool`` included, with the standard pickle.
+    """
+    if type(executor).__module__.startswith("distributed"):
+        from distributed.protocol import pickle as dask_pickle
+
+        return dask_pickle.dumps, dask_pickle.loads
+    if isinstance(executor, (ProcessPool, ProcessPoolExecutor)):
+        return pickle.dumps, pickle.loads
+    return None
+
+
+_BY_REFERENCE = (
+    "; a process pool pickles functions by reference: define the fitness at module level (a lambda or a "
+    "closure cannot be sent), or use a Dask executor, which pickles lambdas by value"
+)
+
+
+def _check_fitness_reaches_workers(executor: Executor, fitness: Fitness) -> None:
+    """Raise a TypeError, chained to the cause, when ``fitness`` cannot be pickled here or unpickled by a worker.
+
+    The fitness travels once as bytes to a worker that unpickles it inside a task and reports the
+    error (``_worker._unpickles``), before any batch is sent: a fitness that a Dask worker cannot
+    unpickle (its ``__reduce__`` imports a module the workers lack) would otherwise leave every
+    batch queued forever, and on a process pool kill the workers until ``max_retries`` ran out.
+    Checked once per executor and pickled fitness.
+    """
+    codec = _pickler(executor)
+    if codec is None:
+        return
+    dumps, loads = codec
+    try:
+        blob = dumps(fitness)
+    except Exception as exc:
+        hint = _BY_REFERENCE if dumps is pickle.dumps else ""
+        raise TypeError(
+            f"fitness cannot be pickled to send to the {type(executor).__name__}'s workers: "
+            f"{type(exc).__name__}: {exc}{hint}"
+        ) from exc
+    digest = hashlib.blake2b(blob, digest_size=16).digest()
+    checked = _CHECKED.setdefault(executor, set())
+    if digest in checked:
+        return
+    try:
+        failure = _submit(executor, _unpickles, blob, loads).result()
+    except BrokenExecutor as exc:
+        raise _unrecoverable(executor, None) from exc
+    if failure is not None:
+        cause = _with_remote_traceback(failure)
+        raise TypeError(
+            f"fitness cannot be unpickled on the {type(executor).__name__}'s workers: {type(cause).__name__}: "
+            f"{cause}. It pickles here but not there: most often its class, function or __reduce__ needs a "
+            "module the workers cannot import (install it on the workers, or define the fitness in a module "
+            "they have)"
+        ) from cause
+    checked.add(digest)
+
+
+def _submit(executor: Executor, fn: Callable[..., object], *args: object) -> Future:
+    """``executor.submit``, with a shut-down executor (or a closed Dask client) reported as such."""
+    try:
+        return executor.submit(fn, *args)
+    except Exception as exc:
+        if not _is_shut_down(exc):
+            raise
+        raise ValueError(
+            f"executor ({type(executor).__name__}) has been shut down and accepts no work: pass a running "
+            f"executor, or None to evaluate here ({exc})"
+        ) from exc
+
+
+def _is_shut_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (from ``submit``) says the executor was shut down (not that a worker died)."""
+    if isinstance(exc, BrokenExecutor):
+        return False
+    if isinstance(exc, RuntimeError) and "shutdown" in str(exc).lower().replace(" ", ""):
+        return True  # concurrent.futures: "cannot schedule new futures after shutdown"
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(exc, distributed.client.ClosedClientError)
 
 
 def _run_on(
@@ -239,22 +353,31 @@ def _run_on(
     bounds: list[tuple[int, int]],
     max_retries: int,
 ) -> tuple[list[np.ndarray], int]:
-    """Submit every batch, collect each batch's values exactly once, resubmit batches lost with a worker."""
+    """Submit every batch, collect each batch's values exactly once, resubmit batches lost with a worker.
+
+    A failing batch is raised as the serial run raises it: the failure of the lowest failing batch.
+    After a batch fails, only the batches before it are still awaited (one of them may fail too);
+    those after it are dropped.
+    """
     attempts = [0] * len(bounds)
     outcomes: list[np.ndarray | None] = [None] * len(bounds)
     pending: dict[Future, int] = {}
+    failures: dict[int, _Failure] = {}
     resubmitted = 0
 
     def submit(b: int) -> None:
         try:
-            pending[executor.submit(_run_batch, make(*bounds[b], attempts[b]))] = b
+            pending[_submit(executor, _run_batch, make(*bounds[b], attempts[b]))] = b
         except BrokenExecutor as exc:
             raise _unrecoverable(executor, bounds[b]) from exc
+
+    def awaited(b: int) -> bool:
+        return not failures or b < min(failures)
 
     try:
         for b in range(len(bounds)):
             submit(b)
-        while pending:
+        while any(awaited(b) for b in pending.values()):
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             lost: list[tuple[int, BaseException]] = []
             for future in done:
@@ -263,15 +386,18 @@ def _run_on(
                     outcome = future.result()
                 except Exception as exc:
                     if not _is_worker_loss(exc):
-                        raise
+                        raise _executor_failure(executor, bounds[b], exc) from exc
                     if isinstance(exc, BrokenExecutor) and not isinstance(executor, ProcessPool):
                         raise _unrecoverable(executor, bounds[b]) from exc
                     lost.append((b, exc))
                     continue
                 if isinstance(outcome, _Failure):
-                    _raise_failure(outcome)
+                    failures[b] = outcome
+                    continue
                 outcomes[b] = outcome
             for b, loss in lost:
+                if not awaited(b):
+                    continue  # after a failing batch: not needed
                 attempts[b] += 1
                 if attempts[b] > max_retries:
                     start, stop = bounds[b]
@@ -287,15 +413,33 @@ def _run_on(
         if not type(executor).__module__.startswith("distributed"):
             for future in pending:
                 future.cancel()
+    if failures:
+        _raise_failure(failures[min(failures)])
     done_outcomes = [o for o in outcomes if o is not None]
     if len(done_outcomes) != len(bounds):  # cannot happen: every batch was collected or raised
         raise RuntimeError(f"{len(bounds) - len(done_outcomes)} batches missing after evaluation")
     return done_outcomes, resubmitted
 
 
-def _unrecoverable(executor: Executor, batch: tuple[int, int]) -> WorkerLostError:
+def _executor_failure(executor: Executor, batch: tuple[int, int], exc: BaseException) -> Exception:
+    """The executor failed a batch without running the fitness (the fitness's own errors come back as values)."""
+    if "deserializ" in str(exc).lower():  # Dask: "Error during deserialization of the task graph"
+        return TypeError(
+            f"fitness cannot be unpickled where the {type(executor).__name__} needs it (samples [{batch[0]}, "
+            f"{batch[1]})): {exc} Most often the fitness needs a module the Dask scheduler cannot import: install "
+            "it there too, or define the fitness in a module every process has"
+        )
+    return RuntimeError(
+        f"the {type(executor).__name__} failed samples [{batch[0]}, {batch[1]}) before the fitness ran: "
+        f"{type(exc).__name__}: {exc}. On Dask this is most often a task the scheduler or a worker could not "
+        "unpickle (the fitness needs a module it cannot import)"
+    )
+
+
+def _unrecoverable(executor: Executor, batch: tuple[int, int] | None) -> WorkerLostError:
+    where = "" if batch is None else f" while samples [{batch[0]}, {batch[1]}) were pending"
     return WorkerLostError(
-        f"a worker of the {type(executor).__name__} died while samples [{batch[0]}, {batch[1]}) were pending, "
+        f"a worker of the {type(executor).__name__} died{where}, "
         "and the executor is now broken: a ProcessPoolExecutor cannot replace a dead worker. "
         "Pass npevograd.parallel.ProcessPool(max_workers), which restarts its pool, or a Dask executor"
     )

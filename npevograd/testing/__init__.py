@@ -6,12 +6,13 @@ imported inside the functions only, so ``import npevograd.testing`` works withou
 forms, ``_complex_step`` the NumPy-only check of an estimator's weights.
 """
 
-from ._complex_step import assert_weights_close
+from ._complex_step import CannotDecide, assert_weights_close
 from ._torch_distributions import torch_distribution, torch_log_prob, torch_params, torch_score
 from ._torch_objectives import TorchEstimate, torch_estimate, torch_gradient, torch_objective
 from .assertions import assert_distribution_close, assert_gradient_close, default_tolerance
 
 __all__ = [
+    "CannotDecide",
     "TorchEstimate",
     "assert_distribution_close",
     "assert_gradient_close",

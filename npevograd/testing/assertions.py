@@ -55,6 +55,7 @@ from numpy.typing import DTypeLike
 
 from ..distributions import Distribution
 from ..estimators import Estimate
+from ._complex_step import _largest
 from ._torch_distributions import (
     TorchDistributionFactory,
     torch_log_prob,
@@ -97,21 +98,18 @@ def _mismatch(label: str, actual: object, expected: object, scale: object, rtol:
     worst = np.unravel_index(int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess))), b.shape)
     where = f"[{', '.join(map(str, worst))}]" if b.ndim else ""
     return (
-        f"{label}: {int(bad.sum())} of {b.size} entries differ; max abs err {np.nanmax(err):.3g}, "
-        f"max rel err {np.nanmax(rel):.3g}; worst {label}{where}: npevograd {a[worst]:.10g}, "
+        f"{label}: {int(bad.sum())} of {b.size} entries differ; max abs err {_largest(err):.3g}, "
+        f"max rel err {_largest(rel):.3g}; worst {label}{where}: npevograd {a[worst]:.10g}, "
         f"torch {b[worst]:.10g}, allowed abs err {allowed[worst]:.3g}"
     )
 
 
-def _raise(
-    header: str, failures: list[str | None], checked: int, rtol: float, atol: float, scale_text: str
-) -> None:
+def _raise(header: str, failures: list[str | None], checked: int, rtol: float, atol: float, scale_text: str) -> None:
     found = [f for f in failures if f is not None]
     if found:
         raise AssertionError(
             f"{header}: {len(found)} of {checked} quantities differ from torch autograd "
-            f"(rtol={rtol:g}, atol={atol:g}; allowed abs err = atol + rtol * {scale_text})\n  "
-            + "\n  ".join(found)
+            f"(rtol={rtol:g}, atol={atol:g}; allowed abs err = atol + rtol * {scale_text})\n  " + "\n  ".join(found)
         )
 
 
