@@ -413,3 +413,22 @@ def test_the_sampling_distribution_is_n_of_m_sigma2_b_d2_bt() -> None:
     x = p.sample(5, rng=1)
     expected = stats.multivariate_normal(p.params["mu"], es.sigma**2 * es.C).logpdf(x)
     np.testing.assert_allclose(p.log_prob(x), expected, rtol=1e-12)
+
+
+def test_drawing_from_es_distribution_is_the_same_run_as_ask() -> None:
+    """C is decomposed at the end of each tell, so samples drawn from es.distribution (as the run layer's
+    ``optimize`` and ``npevograd.parallel.evaluate`` do) follow ask()'s run, to rounding."""
+    a, b = CMAES(np.full(6, 2.0), 0.6, rng=4, minimize=True), CMAES(np.full(6, 2.0), 0.6, rng=4, minimize=True)
+    for _ in range(60):
+        xa = a.ask()
+        xb = b.distribution.sample(b.popsize, b.rng)
+        np.testing.assert_allclose(xb, xa, rtol=1e-9, atol=1e-12)
+        a.tell(rotated_ellipsoid(xa, 1e4))
+        b.tell(rotated_ellipsoid(xb, 1e4), x=xb)
+    assert relative_error(b.C, a.C) < 1e-9 and np.linalg.eigvalsh(b.C)[0] > 0
+
+
+@pytest.mark.parametrize("method", ["cmaes", "sepcmaes"])
+def test_optimize_runs_cma(method: str) -> None:
+    result = ng.algorithms.optimize(sphere, np.full(5, 2.0), 1.0, method=method, rng=1)
+    assert result.fbest < 1e-10 and set(result.stop) <= {"tolfun", "tolx", "tolfunhist"}

@@ -245,16 +245,20 @@ class CMAES(Strategy):
         """The next population x = m + sigma B D z, shape (popsize, d) (projected onto the box with ``bounds``)."""
         if encode:
             raise ValueError(f"encode=True needs a noise table; {type(self).__name__} has none")
-        self._decompose_if_due()
+        self._check_reach()
         self._z, self._y, x = self.distribution.draw(self.popsize, self.rng)
         self._population = x
         if self.bounds is not None:
             return self.bounds.repair(x)
         return x.copy()
 
-    def _decompose_if_due(self) -> None:
-        """Eigendecompose C (made symmetric) when ``lazy_gap`` generations have updated it since the last time."""
-        since = self.generation - self._decomposed_at
+    def _decompose_if_due(self, generation: int) -> None:
+        """Eigendecompose C (made symmetric) when ``lazy_gap`` generations have updated it since the last time.
+
+        Run at the end of each update (``generation``: the count after it), so that ``es.distribution``, whoever
+        draws from it (``ask``, or ``npevograd.parallel.evaluate``), is the one pycma and purecma sample next.
+        """
+        since = generation - self._decomposed_at
         if since < 1 or since < self.lazy_gap:
             return
         p = self.distribution
@@ -266,12 +270,12 @@ class CMAES(Strategy):
             if info != 0 or not eigenvalues[0] > 0:
                 raise ValueError(
                     f"{type(self).__name__}: the covariance matrix lost positive definiteness (smallest eigenvalue "
-                    f"{eigenvalues[0]:.3g}) at generation {self.generation}; stop() reports tolconditioncov before "
+                    f"{eigenvalues[0]:.3g}) at generation {generation}; stop() reports tolconditioncov before "
                     "this in a run that checks it"
                 )
             p.B, p.D = B, np.sqrt(eigenvalues)
             p.BD = B * p.D
-        self._decomposed_at = self.generation
+        self._decomposed_at = generation
 
     def _update(self, x: Samples, f: np.ndarray) -> Estimate:
         p, n, d = self.distribution, self.popsize, self.dim
@@ -308,6 +312,7 @@ class CMAES(Strategy):
         p.sigma = new_sigma
         self.C, self.p_sigma, self.p_c = new_C, p_sigma, p_c
         self._z = self._y = None
+        self._decompose_if_due(self.generation + 1)  # for the next samples
         weights = np.empty(n)
         weights[order] = self.weights
         grad_mu = (z_w / p.D if p.B is None else p.B @ (z_w / p.D)) / sigma  # Sigma^{-1} sum_{i<=mu} w_i (x_i - m)

@@ -68,7 +68,7 @@ from .._checks import RNGLike, all_finite, as_float_array
 from ..distributions import MultivariateNormal, Normal
 from ..estimators import Estimate, Mean, nes_utilities
 from ..sampling import standard_normal
-from ._strategy import Samples, Strategy, default_popsize, positive
+from ._strategy import Samples, Strategy, default_popsize, overflow_risk, positive
 
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: beyond it the factor's update overflows float64
 
@@ -243,6 +243,7 @@ class XNES(Strategy):
                 f"encode=True needs a noise table: build {type(self).__name__}(..., noise=NoiseTable(size, seed))"
                 " (XNES has none)"
             )
+        self._check_reach()
         dtype = self._mu.dtype
         z = standard_normal(self.rng, (self.popsize, self.dim), dtype)
         x = self._mu + (z * self._A if self.separable else z @ self._A.T)
@@ -250,6 +251,16 @@ class XNES(Strategy):
         if self.bounds is not None:
             return self.bounds.repair(x)
         return x.copy()
+
+    def _check_reach(self) -> None:
+        """The run layer's overflow check (``overflow_risk``) on A itself: the view's QR is not needed for it."""
+        if self._overflow is not None:
+            raise ValueError(f"XNES has stopped (es.stop() -> 'overflow'): {self._overflow}")
+        with np.errstate(over="ignore"):
+            spread = np.abs(self._A) if self.separable else np.abs(self._A).sum(axis=1)
+        risk = overflow_risk({"mu": self._mu, "sigma": spread})
+        if risk is not None:
+            raise ValueError(f"XNES.ask(): {risk}; start from a smaller sigma or mu")
 
     def _whitened(self, x: Samples) -> np.ndarray:
         """The z of the samples: the last ask's, or L^{-1}(x - mu) for samples from elsewhere (A becomes L)."""
