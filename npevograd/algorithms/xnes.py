@@ -3,50 +3,56 @@ r"""xNES: exponential natural evolution strategy (Glasmachers, Schaul, Sun, Wier
 "Exponential natural evolution strategies", GECCO 2010, Algorithm 1; also
 Wierstra et al. 2014, JMLR 15, section 4.
 
-Search distribution: x_k = mu + A z_k, z_k ~ N(0, I), A = sigma B with det B = 1.  Estimator:
-``Mean(shaping=nes_utilities)`` (its weights times n are the NES utilities u_k).  Update: the natural gradient in
-local coordinates :math:`\mu = \mu_0 + A\delta`, :math:`A = A_0 \exp(M/2)`, M symmetric, where the Fisher
-information is the identity, followed by the exponential map:
+Distribution: ``MultivariateNormal(mu, L, learn_scale=True)``, x_k = mu + A eps_k with A = sigma B,
+det B = 1.  Estimator: ``Mean(shaping=nes_utilities)`` (its weights times n are the
+NES utilities u_k).  Update: the natural gradient in local coordinates
+:math:`\mu = \mu_0 + A\xi`, :math:`A = A_0 \exp(M/2)`, M symmetric, where the
+Fisher information is the identity, followed by the exponential map:
 
 .. math::
 
-    G_\delta = \sum_k u_k z_k, \qquad G_M = \sum_k u_k (z_k z_k^\top - I)
+    G_\xi = \sum_k u_k \epsilon_k, \qquad G_M = \sum_k u_k (\epsilon_k \epsilon_k^\top - I)
 
     G_\sigma = \operatorname{tr}(G_M)/d, \qquad G_B = G_M - G_\sigma I
 
-    \mu \leftarrow \mu + \eta_\mu A G_\delta, \qquad
+    \mu \leftarrow \mu + \eta_\mu A G_\xi, \qquad
     A \leftarrow A\, e^{\eta_\sigma G_\sigma / 2} \operatorname{expm}\big(\tfrac{\eta_B}{2} G_B\big)
 
-The z_k are the ones ``ask`` drew (kept, never recovered from x: solving A z = x - mu loses them once sigma is
-below the rounding step of mu or A is ill-conditioned, issue 25).  Samples told with ``x=`` are whitened against
-the lower-triangular factor L of the covariance (``scipy.linalg.solve_triangular``), which then becomes A.
+The updated A is full; npevograd's distribution keeps the lower-triangular factor L of the same covariance
+:math:`A A^\top`.  That changes nothing: with L = A Q, Q orthogonal, the whitened samples are
+:math:`Q^\top \epsilon`, :math:`G_M` becomes :math:`Q^\top G_M Q`, and both the mean step and
+:math:`A e^{G} A^\top` come out the same.
 
-The exponential costs O(n d^2), not O(d^3): with :math:`Z` the (n, d) matrix of the z_k and
-:math:`W = \operatorname{diag}(\eta_B u / 2)`, :math:`\tfrac{\eta_B}{2} G_B = Z^\top W Z - c I` with
-:math:`c = \tfrac{\eta_B}{2}(\sum_k u_k + G_\sigma)`, and :math:`(Z^\top W Z)^j = Z^\top (W Z Z^\top)^{j-1} W Z`, so
+The eps_k are the ones ``ask`` drew (kept, never recovered from x: solving L eps = x - mu loses them once sigma
+is below the rounding step of mu or L is ill-conditioned, issue 25); samples told with ``x=`` are whitened
+with ``scipy.linalg.solve_triangular``.
+
+The new L costs O(n d^2) plus one Cholesky and one triangular product, never a dense ``expm`` or a QR.  With
+E the (n, d) matrix of the eps_k, :math:`W = \operatorname{diag}(\eta_B u / 2)` and
+:math:`P = E^\top W E`, :math:`\tfrac{\eta_B}{2} G_B = P - c I` with
+:math:`c = \tfrac{\eta_B}{2}(\sum_k u_k + G_\sigma)`, so the new covariance is
+:math:`s^2 L \exp(2P) L^\top` with :math:`s = e^{\eta_\sigma G_\sigma / 2 - c}`; and since
+:math:`P^j = E^\top (W E E^\top)^{j-1} W E`,
 
 .. math::
 
-    \operatorname{expm}\big(\tfrac{\eta_B}{2} G_B\big) = e^{-c}\big(I + Z^\top \varphi(W Z Z^\top)\, W Z\big),
-    \qquad \varphi(X) = \sum_{j \ge 0} \frac{X^j}{(j + 1)!}
+    \exp(2P) = I + E^\top \big(2\varphi(2 W E E^\top) W\big) E, \qquad
+    \varphi(X) = \sum_{j \ge 0} \frac{X^j}{(j + 1)!}
 
-where :math:`\varphi(X)` of the n x n matrix is the upper-right block of ``expm([[X, I], [0, 0]])``
+with :math:`\varphi(X)` of the n x n matrix the upper-right block of the exponential of ``[[X, I], [0, 0]]``
 (Higham 2008, section 10.7.4; ``expm_taylor``: scaling and squaring with a Taylor polynomial, a few
-2n x 2n products, where scipy's Pade ``expm`` costs milliseconds per call at n = 8).
-A generation is then: sampling (n d^2), the Gram matrix Z Z^T (n^2 d), a 2n x 2n
-``expm``, and A Z^T times (phi W Z) (2 n d^2).  log det A is carried along (det expm(P) = e^{tr P}), so
-``sigma = det(A)^(1/d)`` costs nothing; ``tolconditioncov`` keeps an upper bound of cond(A A^T) (cond(A expm(M))
-<= cond(A) e^{lambda_max(M) - lambda_min(M)}, the eigenvalues of M from the n x n W Z Z^T) and computes the
-singular values, O(d^3), only when the bound passes the threshold.
+2n x 2n products, where scipy's Pade ``expm`` costs milliseconds per call at n = 8).  The new factor is
+:math:`s L R`, R the Cholesky factor of :math:`\exp(2P)`: a product of lower-triangular matrices
+(``dtrmm``).  ``tolconditioncov`` keeps an upper bound of cond(L L^T) (it grows by at most
+:math:`e^{2(\lambda_{\max} - \lambda_{\min})}` of M, whose eigenvalues come from the n x n
+:math:`W E E^\top`) and computes the singular values, O(d^3), only when the bound passes the threshold;
+``es.estimate`` (the Mean estimate with its ``scale_tril`` gradient) is computed when read.
 
-``es.distribution`` is a ``MultivariateNormal`` view of (mu, A): its lower-triangular factor (QR of A^T, so
-L L^T = A A^T) is refreshed when read, not every generation.
-
-``separable=True`` keeps only a diagonal A (no rotation is learnt; O(d) memory): the distribution is
-``Normal(mu, sigma (d,), learn_sigma=True)`` and the update multiplies a_j by
+``separable=True`` keeps only a diagonal factor (no rotation is learnt; O(d) memory): the distribution is
+``Normal(mu, sigma (d,), learn_sigma=True)`` and the update multiplies sigma_j by
 :math:`\exp(\tfrac{\eta_\sigma}{2} G_\sigma + \tfrac{\eta_B}{2} (G_B)_{jj})`.  It equals SNES
 (Schaul et al. 2011) exactly when eta_sigma = eta_B = SNES's rate (3 + ln d) / (5 sqrt d); with the defaults
-below its rates are xNES's, d times smaller.
+below its rates are xNES's, smaller by 3/d.
 
 The dense factor needs d^2 x itemsize bytes, and an update two more arrays of that size: a d whose factor
 exceeds a quarter of the machine's physical memory (``os.sysconf``; 8 GiB when unknown) is a ValueError naming
@@ -82,13 +88,6 @@ def initial_factor(mu: object, sigma: object) -> np.ndarray:
     return sigma_arr  # (d, d): validated by MultivariateNormal
 
 
-def lower_factor(a: np.ndarray) -> np.ndarray:
-    """The lower-triangular L with a positive diagonal and L L^T = A A^T (QR of A^T)."""
-    r = np.linalg.qr(a.T, mode="r")  # A^T = Q R, so A = R^T Q^T and A A^T = R^T R
-    signs = np.where(np.diagonal(r) < 0, -1.0, 1.0).astype(r.dtype)
-    return r.T * signs  # flipping column signs of R^T keeps R^T R and makes the diagonal positive
-
-
 def memory_limit() -> int:
     """A quarter of the physical memory in bytes (8 GiB if the system does not say)."""
     try:
@@ -114,8 +113,7 @@ class XNES(Strategy):
 
     ``sigma``: a scalar, a (d,) diagonal, or a (d, d) lower-triangular initial factor (not with ``separable``).
     ``separable``: a bool; True keeps a diagonal factor only (distribution ``Normal``, O(d) memory).
-    ``es.estimate``: the utilities as ``weights`` and the natural gradient in the local coordinates as ``grad``
-    (``delta``: G_delta, ``log_sigma``: G_sigma).
+    ``es.estimate``: the last tell's ``Mean(shaping=nes_utilities)`` estimate, computed when read.
     """
 
     def __init__(
@@ -157,45 +155,45 @@ class XNES(Strategy):
         self.lr_sigma = positive("lr_sigma", default_lr if lr_sigma is None else lr_sigma)
         self.lr_B = positive("lr_B", default_lr if lr_B is None else lr_B)
         self.estimator = Mean(shaping=nes_utilities)
-        self._mu = p.params["mu"]  # live: the view's mean is this array
-        if self.separable:
-            self._A = p.params["sigma"]  # the diagonal factor, live
-            self._log_det = float(np.log(self._A).sum())
-        else:
-            self._A = np.array(p.params["scale_tril"])  # the full factor A (lower triangular at first)
-            self._log_det = float(np.log(np.diagonal(self._A)).sum())
-        self._stale = False  # the view's scale_tril is behind A
-        self._log_cond = self._exact_log_cond()  # an upper bound of log cond(A A^T)
+        self._log_cond = self._exact_log_cond()  # an upper bound of log cond(L L^T)
         self._z: np.ndarray | None = None
+        self._told: tuple[Any, ...] | None = None  # what the last estimate is computed from, when it is read
 
-    # ------------------------------------------------------------------ the state and its view
+    # ------------------------------------------------------------------ the state
     @property
-    def distribution(self) -> MultivariateNormal | Normal:  # type: ignore[override]
-        """The search distribution: ``MultivariateNormal(mu, L)`` with L L^T = A A^T (``Normal`` when separable)."""
-        p = self._distribution
-        if self._stale:
-            p.params["scale_tril"][...] = lower_factor(self._A)
-            self._stale = False
-        return p
+    def _mu(self) -> np.ndarray:
+        return self.distribution.params["mu"]
 
-    @distribution.setter
-    def distribution(self, value: MultivariateNormal | Normal) -> None:
-        self._distribution = value
+    @property
+    def _A(self) -> np.ndarray:
+        """The factor: L (lower triangular, ``params["scale_tril"]``), or the diagonal (``params["sigma"]``)."""
+        return self.distribution.params["sigma" if self.separable else "scale_tril"]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Pickles of the XNES before issue 25 hold ``distribution`` and no A: A starts as its L."""
-        if "distribution" in state:
-            p = state.pop("distribution")
-            state["_distribution"] = p
-            state.setdefault("separable", False)
-            state["_mu"] = p.params["mu"]
-            state["_A"] = np.array(p.params["scale_tril"])
-            state["_log_det"] = float(np.log(np.diagonal(state["_A"])).sum())
-            state["_stale"] = False
-            state["_z"] = None
-            state["_log_cond"] = math.inf  # computed at the next check
-            state["separable"] = False  # the old separable kept a dense diagonal factor: the full update holds it
+        """Pickles of the XNES before issue 25 lack the kept z, the condition bound and the lazy estimate."""
+        state.setdefault("separable", False)
+        state.setdefault("_z", None)
+        state.setdefault("_told", None)
+        state.setdefault("_log_cond", math.inf)  # computed at the next check
+        if "estimate" in state:
+            state["_estimate"] = state.pop("estimate")
         super().__setstate__(state)
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """The last tell's ``Mean(shaping=nes_utilities)`` estimate on the distribution that drew its samples.
+
+        Computed when read (its gradient in ``scale_tril`` costs a triangular solve, O(d^3)); the update
+        itself needs only the utilities.
+        """
+        if self._told is not None:
+            f, x, p = self._told
+            self._estimate, self._told = self.estimator(f, x, p), None
+        return self._estimate
+
+    @estimate.setter
+    def estimate(self, value: Estimate | None) -> None:
+        self._estimate = value
 
     @property
     def mean(self) -> np.ndarray:
@@ -207,8 +205,8 @@ class XNES(Strategy):
 
     @property
     def sigma(self) -> float:
-        """The step size sigma = det(A)^(1/d) (the geometric mean of the diagonal factor when separable)."""
-        return float(math.exp(self._log_det / self.dim))
+        """The step size sigma = det(A)^(1/d), the geometric mean of the factor's diagonal."""
+        return float(np.exp(np.mean(np.log(self._A if self.separable else np.diagonal(self._A)))))
 
     def _widths(self) -> np.ndarray:
         if self.separable:
@@ -217,7 +215,7 @@ class XNES(Strategy):
 
     @property
     def axis_ratio(self) -> float:
-        """sqrt(cond(A A^T)) = s_max / s_min of A: the ratio of the longest to the shortest principal axis."""
+        """sqrt(cond(L L^T)) = s_max / s_min of L: the ratio of the longest to the shortest principal axis."""
         return math.exp(self._exact_log_cond() / 2)
 
     def _exact_log_cond(self) -> float:
@@ -263,21 +261,18 @@ class XNES(Strategy):
             raise ValueError(f"XNES.ask(): {risk}; start from a smaller sigma or mu")
 
     def _whitened(self, x: Samples) -> np.ndarray:
-        """The z of the samples: the last ask's, or L^{-1}(x - mu) for samples from elsewhere (A becomes L)."""
+        """The z of the samples: the last ask's, or L^{-1}(x - mu) (``solve_triangular``) for samples from elsewhere."""
         if x is self._population and self._z is not None:
             return self._z
         if self.separable:
             return ((x - self._mu) / self._A).astype(self._mu.dtype, copy=False)
         from scipy.linalg import solve_triangular
 
-        L = self.distribution.scale_tril  # refreshed from A
-        self._A = np.array(L)
-        self._log_det = float(np.log(np.diagonal(L)).sum())
-        return solve_triangular(L, (x - self._mu).T, lower=True, check_finite=False).T.astype(self._mu.dtype)
+        return solve_triangular(self._A, (x - self._mu).T, lower=True, check_finite=False).T.astype(self._mu.dtype)
 
-    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
+    def _update(self, x: Samples, f: np.ndarray) -> None:
         n, d = self.popsize, self.dim
-        value, w = self.estimator.weights(f, n)
+        w = self.estimator.weights(f, n)[1]
         u = n * w  # NES utilities u_k
         z = self._whitened(x)
         A = self._A
@@ -292,51 +287,71 @@ class XNES(Strategy):
                 exponent = 0.5 * self.lr_sigma * g_sigma + 0.5 * self.lr_B * (u @ np.square(z) - u_sum - g_sigma)
                 ok = np.all(np.abs(exponent) < _EXP_LIMIT)
                 new_A = A * np.exp(exponent) if ok else np.full_like(A, np.inf)
-                log_det_step = float(exponent.sum())
                 spread = 2 * float(exponent.max() - exponent.min()) if ok else math.inf  # of log cond(A^2)
             else:
-                new_A, log_det_step, spread = self._full_step(A, z, u, u_sum, g_sigma)
+                new_A, spread = self._full_step(A, z, u, u_sum, g_sigma)
             # in the parameters' dtype (float32 overflows there first); one finiteness pass over the new factor
             new_A = new_A.astype(A.dtype, copy=False)
             new_mu = new_mu.astype(self._mu.dtype, copy=False)
-        positive = bool(np.all(new_A > 0)) if self.separable else log_det_step > -math.inf
+        # a positive diagonal of normal numbers, as the distributions require
+        positive = bool(np.all((new_A if self.separable else np.diagonal(new_A)) >= np.finfo(A.dtype).tiny))
         if not (all_finite(new_A) and all_finite(new_mu) and positive):
             raise ValueError(
                 f"XNES: the updated factor is not finite; rescale the fitness or lower {rates} (in {A.dtype})"
             )
+        p = self.distribution
+        learn = {"learn_sigma": True} if self.separable else {"learn_scale": True}
+        told = type(p)(self._mu.copy(), A.copy(), **learn)  # the distribution that drew x
         self._mu[...] = new_mu
-        if self.separable:
-            self._A[...] = new_A
-        else:
-            self._A = new_A
-            self._stale = True
-        self._log_det += log_det_step
+        self._A[...] = new_A
         self._log_cond += spread
         self._z = None
-        # the natural gradient in the local coordinates: delta (mu = mu_0 + A delta) and G_sigma (log sigma)
-        return Estimate(value=value, grad={"delta": g_delta, "log_sigma": np.array(g_sigma)}, weights=w)
+        self._told = (f, x if x is self._population else x.copy(), told)  # the estimate, computed when read
+        return None
 
     def _full_step(
-        self, A: np.ndarray, z: np.ndarray, u: np.ndarray, u_sum: float, g_sigma: float
-    ) -> tuple[np.ndarray, float, float]:
-        """A e^{eta_sigma G_sigma / 2} expm(eta_B G_B / 2) in O(n d^2), log det of the step, the spread of M."""
+        self, L: np.ndarray, z: np.ndarray, u: np.ndarray, u_sum: float, g_sigma: float
+    ) -> tuple[np.ndarray, float]:
+        """The new lower-triangular factor and the spread of M's eigenvalues (for the condition bound).
+
+        A = L e^{eta_sigma G_sigma / 2} expm(eta_B G_B / 2) has A A^T = s^2 L expm(2 P) L^T with P = Z^T W Z and
+        s = e^{eta_sigma G_sigma / 2 - c}; expm(2 P) = I + Z^T (2 phi(2 W Z Z^T) W) Z, so the new L is
+        s L chol(I + Z^T G Z): a rank-n matrix (n d^2), one Cholesky (d^3 / 3), one triangular product (d^3 / 2).
+        """
         n, d = z.shape
         log_scale = 0.5 * self.lr_sigma * g_sigma - 0.5 * self.lr_B * (u_sum + g_sigma)  # the multiples of I
-        wz = (0.5 * self.lr_B * u)[:, None] * z  # W Z
-        x_small = wz.astype(np.float64) @ z.T.astype(np.float64)  # W Z Z^T, n x n
-        if not (np.abs(x_small).sum(axis=1).max() < _EXP_LIMIT and abs(log_scale) < _EXP_LIMIT):
-            return np.full_like(A, np.inf), math.inf, math.inf  # e^P or e^(log scale) would overflow
+        w_diag = 0.5 * self.lr_B * u  # W
+        z64 = z.astype(np.float64, copy=False)
+        x_small = (w_diag[:, None] * z64) @ z64.T  # W Z Z^T, n x n
+        if not (np.abs(x_small).sum(axis=1).max() < _EXP_LIMIT / 2 and abs(log_scale) < _EXP_LIMIT):
+            return np.full_like(L, np.inf), math.inf  # e^{2P} or e^(log scale) would overflow
         block = np.zeros((2 * n, 2 * n))
-        block[:n, :n] = x_small
+        block[:n, :n] = 2 * x_small
         block[:n, n:] = np.eye(n)
-        phi = expm_taylor(block)[:n, n:]  # phi(W Z Z^T) = sum_j X^j / (j + 1)!
-        new_A = (A @ z.T) @ (phi @ wz)  # A Z^T phi(X) W Z
-        new_A += A
-        new_A *= math.exp(log_scale)
+        phi = expm_taylor(block)[:n, n:]  # phi(2 W Z Z^T) = sum_j (2X)^j / (j + 1)!
+        g = 2 * phi * w_diag[None, :]  # G = 2 phi(2X) W, symmetric
+        square = z64.T @ (g @ z64)  # Z^T G Z: expm(2P) - I
+        square[np.diag_indices(d)] += 1.0
+        try:
+            root = np.linalg.cholesky(square)
+        except np.linalg.LinAlgError:  # expm(2P) is positive definite; only rounding at an extreme step fails here
+            return np.full_like(L, np.inf), math.inf
+        new_L = _blas("dtrmm")(math.exp(log_scale), L.astype(np.float64, copy=False), root, lower=1)
         eigenvalues = np.linalg.eigvals(x_small).real  # the nonzero eigenvalues of P = Z^T W Z; the rest are 0
         top, bottom = max(0.0, float(eigenvalues.max())), min(0.0, float(eigenvalues.min()))
-        log_det_step = d * log_scale + float(np.trace(x_small))  # det expm(P) = e^{tr P}, tr P = tr(W Z Z^T)
-        return new_A, log_det_step, 2 * (top - bottom)
+        return np.tril(new_L), 2 * (top - bottom)
+
+
+_ROUTINES: dict[str, Any] = {}
+
+
+def _blas(name: str) -> Any:
+    """A scipy BLAS routine (``dtrmm``: alpha L B, L triangular), imported on first use: scipy.linalg is slow."""
+    if name not in _ROUTINES:
+        from scipy.linalg import blas
+
+        _ROUTINES[name] = getattr(blas, name)
+    return _ROUTINES[name]
 
 
 def expm_taylor(m: np.ndarray) -> np.ndarray:
