@@ -5,11 +5,13 @@ The top wing beside ``testing``: it builds on ``distributions``, ``estimators``,
 ``es.tell(f(x))`` takes one fitness per row, higher is better (``minimize=True``: lower is better).
 ``OpenES`` (Salimans et al. 2017), ``SNES`` (Schaul et al. 2011), ``XNES`` (Glasmachers et al. 2010),
 ``PGPE`` (Sehnke et al. 2010, ClipUp optional) and ``EvolvabilityES`` (Gajewski et al. 2019, MaxVar and
-MaxEnt); ``optimize`` runs one to the end (minimising by default), ``Restarts``/``restart`` run IPOP or
+MaxEnt), ``CMAES`` (Hansen's tutorial, active weights by default) and ``SepCMAES`` (Ros
+and Hansen 2008); ``optimize`` runs one to the end (minimising by default), ``Restarts``/``restart`` run IPOP or
 BIPOP around any.
 """
 
 from ._strategy import Best, Result, Strategy
+from .cmaes import CMAES, SepCMAES
 from .evolvability import EvolvabilityES
 from .open_es import OpenES
 from .pgpe import PGPE, ClipUp
@@ -19,6 +21,7 @@ from .snes import SNES
 from .xnes import XNES
 
 __all__ = [
+    "CMAES",
     "PGPE",
     "SNES",
     "XNES",
@@ -29,6 +32,7 @@ __all__ = [
     "RestartResult",
     "Restarts",
     "Result",
+    "SepCMAES",
     "Strategy",
     "StrategyFactory",
     "optimize",

@@ -142,7 +142,7 @@ class Stopping:
             fired["tolstagnation"] = self.tolstagnation
         if self.tolflatfitness is not None and self.flat_generations > self.tolflatfitness:
             fired["tolflatfitness"] = self.tolflatfitness
-        mean = es.distribution.params[es._mean_name]
+        mean = es.mean  # a copy; XNES refreshes its distribution view only when asked for it
         if np.any(mean == mean + 0.2 * widths):
             fired["noeffectcoord"] = 0.2
         return {name: float(threshold) for name, threshold in fired.items()}
