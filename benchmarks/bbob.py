@@ -169,63 +169,34 @@ def npevograd_class(name: str) -> Any:
     return getattr(algorithms, name, None)
 
 
-def run_strategy(
-    make: Callable[[np.ndarray, int | None, int], Any],
-    x0: Callable[[], np.ndarray],
-    recorder: Recorder,
-    rng: np.random.Generator,
-    regime: str,
-) -> list[list[str]]:
-    """Restarts of one npevograd ask/tell strategy until ``Done``; each restart's stop criteria.
-
-    ``make(x0, popsize, seed)`` builds a minimising strategy with sigma = SIGMA0 (popsize None:
-    its default).  ``regime``: "ipop" (popsize doubles at each restart) or "bipop" (Hansen 2009:
-    after the first run, the regime that has used fewer evaluations runs next; large runs double
-    the popsize, small runs draw popsize floor(p0 (p_large / (2 p0))^(u^2)) and sigma
-    SIGMA0 * 10^(-2u), u uniform in [0, 1), with at most the last large run's evaluations).
-    """
-    stops: list[list[str]] = []
-    default = make(np.zeros(recorder.problem.meta_data.n_variables), None, 0).popsize
-    large_pop, used = default, {"large": 0, "small": 0}
-    last_large = math.inf
-    for run in range(1 + MAX_RESTARTS):
-        sigma, popsize, regime_now, cap = SIGMA0, default, "large", math.inf
-        if run > 0 and regime == "ipop":
-            popsize = default * 2**run
-        elif run > 0:
-            if used["small"] < used["large"]:
-                u = rng.uniform()
-                regime_now, cap = "small", last_large
-                popsize = int(default * (large_pop / (2 * default)) ** (u**2))
-                sigma = SIGMA0 * 10 ** (-2 * u)
-            else:
-                large_pop *= 2
-                popsize = large_pop
-        es = make(x0(), popsize, int(rng.integers(2**31)), sigma)
-        start = recorder.evaluations
-        try:
-            while not es.stop() and recorder.evaluations - start < cap:
-                x = es.ask()
-                es.tell(recorder(x))
-            stops.append(sorted(es.stop()) or ["bipop-budget"])
-        except Done:
-            stops.append(["target" if recorder.reached == TARGETS.size else "budget"])
-            return stops
-        finally:
-            used[regime_now] += recorder.evaluations - start
-            if regime_now == "large":
-                last_large = recorder.evaluations - start
-    return stops
-
-
 def npevograd_runner(cls_name: str, regime: str) -> Callable[..., list[list[str]]]:
+    """``npevograd.algorithms.Restarts`` (IPOP or BIPOP) around one strategy class, until ``Done``.
+
+    Each run starts uniformly in [-4, 4]^d (``box``) with sigma = SIGMA0 (BIPOP's small runs: times
+    their ``sigma_scale``), minimising; at most 1 + MAX_RESTARTS runs, as pycma's ``restarts=9``.
+    Returns each run's stop criteria; the run cut by the budget or the target says so.
+    """
+
     def run(recorder: Recorder, rng: np.random.Generator, seed: int) -> list[list[str]]:
+        from npevograd.algorithms import Restarts
+
         cls = npevograd_class(cls_name)
 
-        def make(x0: np.ndarray, popsize: int | None, es_seed: int, sigma: float = SIGMA0) -> Any:
-            return cls(x0, sigma, popsize=popsize, rng=es_seed, minimize=True)
+        def factory(x0: np.ndarray, popsize: int | None, es_rng: Any, sigma_scale: float = 1.0) -> Any:
+            return cls(x0, SIGMA0 * sigma_scale, popsize=popsize, rng=es_rng, minimize=True)
 
-        return run_strategy(make, uniform_start(rng, recorder.problem.meta_data.n_variables), recorder, rng, regime)
+        d = recorder.problem.meta_data.n_variables
+        runs = Restarts(factory, uniform_start(rng, d)(), regime, box=(-BOX, BOX), max_restarts=MAX_RESTARTS, rng=rng)
+        ended = ""
+        try:
+            while not runs.stop():
+                runs.tell(recorder(runs.ask()))
+        except Done:
+            ended = "target" if recorder.reached == TARGETS.size else "budget"
+        stops = [sorted(r.stop) for r in runs.result.runs]
+        if ended:
+            stops[-1] = [ended]
+        return stops
 
     return run
 
@@ -572,8 +543,8 @@ def run(
         for a in algorithms
         if a not in skipped and task_key(a, d, f, i) not in saved["runs"]
     ]
-    # the long (large d) tasks first, so the pool's last tasks are short
-    tasks.sort(key=lambda t: (-t[1], t[2], t[3], t[0]))
+    # small d and low instances first: a run cut short still holds whole dimensions and instances
+    tasks.sort(key=lambda t: (t[1], t[3], t[2], t[0]))
     log(f"{len(tasks)} runs to do ({len(saved['runs'])} already in {out})")
     if workers > 1 and len(tasks) > 1:
         import multiprocessing

@@ -22,6 +22,7 @@ from .estimators import (
     ReuseBuffer,
     Variance,
     centered_ranks,
+    cma_weights,
     expectation,
     gradient_stderr,
     nes_utilities,
@@ -47,11 +48,12 @@ for _old, _module in _MOVED.items():
 
 
 def __getattr__(name: str) -> object:
-    """``ng.algorithms`` is imported on first use (PEP 562): ``import npevograd`` stays light."""
-    if name == "algorithms":
+    """``ng.algorithms`` (and ``ng.optimize``) is imported on first use (PEP 562): ``import npevograd`` stays light."""
+    if name in ("algorithms", "optimize"):
         import importlib
 
-        return importlib.import_module(".algorithms", __name__)
+        algorithms = importlib.import_module(".algorithms", __name__)
+        return algorithms if name == "algorithms" else algorithms.optimize
     if name in _MOVED:
         return _MOVED[name]
     raise AttributeError(f"module 'npevograd' has no attribute {name!r}")
@@ -74,6 +76,7 @@ __all__ = [
     "ReuseBuffer",
     "Variance",
     "centered_ranks",
+    "cma_weights",
     "expectation",
     "gradient_stderr",
     "nes_utilities",

@@ -80,8 +80,10 @@ class Stopping:
         opts = {**STOP_DEFAULTS, **options}
         self.ftarget = _target(opts["ftarget"])
         self.maxfevals = _threshold("maxfevals", opts["maxfevals"], integer=True)
-        default = {"maxiter": int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize)),
-                   "tolstagnation": int(100 + 100 * dim**1.5 / popsize)}
+        default = {
+            "maxiter": int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize)),
+            "tolstagnation": int(100 + 100 * dim**1.5 / popsize),
+        }
         opts.update({name: default[name] for name in default if opts[name] == "default"})
         self.maxiter = _threshold("maxiter", opts["maxiter"], integer=True)
         self.tolfun = _threshold("tolfun", opts["tolfun"])

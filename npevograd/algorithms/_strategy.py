@@ -51,11 +51,61 @@ def positive(name: str, value: object) -> float:
     return v
 
 
+class SampleOverflow(ValueError):
+    """An update would let the next samples overflow their dtype; ``Strategy.tell`` turns it into a stop."""
+
+
+# A standard normal draw of numpy's ziggurat is below 14 in absolute value (its tail step is at most
+# r + 37 / r, r = 3.65), so a sample mu + sum_j L_ij z_j is below |mu_i| + 14 sum_j |L_ij| in every coordinate;
+# 64 leaves room for other standard-normal sources (a noise table).
+SAMPLE_REACH = 64.0
+
+
+def gaussian_params(distribution: Distribution) -> dict[str, np.ndarray]:
+    """The distribution's parameters, with a fixed (not learnt) ``sigma`` of a ``Normal`` added as ``"sigma"``."""
+    params = distribution.params
+    if isinstance(distribution, Normal) and "sigma" not in params:
+        return {**params, "sigma": distribution.sigma}
+    return params
+
+
+def sample_spread(params: dict[str, np.ndarray]) -> np.ndarray | None:
+    """How far a sample reaches from mu per unit draw, per coordinate: |sigma_i| or sum_j |L_ij|; None if unknown."""
+    if "sigma" in params:
+        return np.abs(params["sigma"])
+    if "scale_tril" in params:
+        with np.errstate(over="ignore"):
+            return np.abs(params["scale_tril"]).sum(axis=1)
+    return None
+
+
+def overflow_risk(params: dict[str, np.ndarray]) -> str | None:
+    """Why a sample of a Gaussian with these parameters could overflow its dtype, or None if none can.
+
+    Every coordinate of a sample lies below |mu_i| + 64 x spread_i (``SAMPLE_REACH``); when that
+    bound is not finite in mu's dtype the reason names the largest |mu| and spread.
+    """
+    mu, spread = params.get("mu"), sample_spread(params)
+    if mu is None or spread is None:
+        return None  # parameters of another form: the strategy checks its own samples
+    with np.errstate(over="ignore", invalid="ignore"):
+        reach = np.abs(mu) + mu.dtype.type(SAMPLE_REACH) * spread
+    if all_finite(reach):
+        return None
+    return (
+        f"a sample could overflow {mu.dtype}: |mu| up to {float(np.max(np.abs(mu))):.3g}, "
+        f"sigma (per-coordinate spread) up to {float(np.max(spread)):.3g}"
+    )
+
+
 def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.ndarray], rates: str) -> None:
     """Write the updated parameters in place, all or none: each is checked finite (sigma > 0) in its dtype first.
 
     An update that overflows (an extreme fitness scale or learning rate) raises a ValueError
-    naming ``rates`` and leaves every parameter as it was.  ``new`` holds fresh arrays (read, not kept).
+    naming ``rates`` and leaves every parameter as it was.  An update whose parameters are finite
+    but whose samples could overflow (``overflow_risk``: a run whose width diverged) raises
+    ``SampleOverflow`` and writes nothing; ``Strategy.tell`` ends the run with the stop reason
+    ``"overflow"`` (``overflow_risk``).  ``new`` holds fresh arrays (read, not kept).
     """
     cast = {}
     for name, value in new.items():
@@ -71,6 +121,9 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
                 f"{owner}: the updated {name} is not finite{'' if name != 'sigma' else ' and > 0'} in "
                 f"{params[name].dtype}; rescale the fitness or lower {rates} (nothing was changed)"
             )
+    risk = overflow_risk({**params, **cast})
+    if risk is not None:
+        raise SampleOverflow(f"{owner}: after this update {risk}; the update was not written")
     for name, value in cast.items():
         params[name][...] = value
 
@@ -145,10 +198,12 @@ class Strategy:
         self.estimate: Estimate | None = None  # the last tell's gradient estimate
         self._initial_width: float | None = None
         self._population: Samples | None = None
+        self._overflow: str | None = None  # why the last update was not written (its samples could overflow)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Pickles made before the run layer lack its state: it starts as a new run's would."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("_overflow", None)
         if "_stopping" not in state:
             self.minimize, self.nan_policy, self.bounds = False, "raise", None
             self._stopping = Stopping(self.dim, self.popsize, {})
@@ -179,8 +234,16 @@ class Strategy:
         return {}
 
     def stop(self) -> dict[str, float]:
-        """The stop criteria that fired after the last tell, ``{name: threshold}``; empty: go on."""
-        return {**self._stopping.check(self), **self._own_stop()}
+        """The stop criteria that fired after the last tell, ``{name: threshold}``; empty: go on.
+
+        Beside pycma's criteria (``_stopping``) and the strategy's own, ``"overflow"`` (value: the
+        largest float of the parameters' dtype) when the last update was not written because the
+        next samples could overflow (a diverging width, see ``write_params``).
+        """
+        fired = {**self._stopping.check(self), **self._own_stop()}
+        if self._overflow is not None:
+            fired["overflow"] = float(np.finfo(self.distribution.params[self._mean_name].dtype).max)
+        return fired
 
     @property
     def result(self) -> Result:
@@ -203,8 +266,10 @@ class Strategy:
 
         With ``bounds``, the samples projected onto the box (evaluate these). With
         ``encode=True`` (a strategy built with ``noise=NoiseTable(...)``) the population's
-        (index, sign) encoding instead, for workers that rebuild it.
+        (index, sign) encoding instead, for workers that rebuild it.  A ValueError instead of samples
+        that could overflow (sigma or mu near the largest float), and after an ``"overflow"`` stop.
         """
+        self._check_reach()
         if encode:
             if not isinstance(self.distribution, Normal) or self.distribution.noise is None:
                 raise ValueError(
@@ -217,6 +282,15 @@ class Strategy:
             return self.bounds.repair(self._population)
         return self._population.copy()
 
+    def _check_reach(self) -> None:
+        """Refuse to draw when the samples could overflow: a clear error rather than inf samples."""
+        name = type(self).__name__
+        if self._overflow is not None:
+            raise ValueError(f"{name} has stopped (es.stop() -> 'overflow'): {self._overflow}")
+        risk = overflow_risk(gaussian_params(self.distribution))
+        if risk is not None:
+            raise ValueError(f"{name}.ask(): {risk}; start from a smaller sigma or mu")
+
     def tell(self, fitness: object, x: object = None) -> None:
         """Update from one fitness per row of the last ``ask()`` (higher is better, lower with ``minimize``).
 
@@ -224,7 +298,10 @@ class Strategy:
         values rank worst); otherwise a ValueError, and nothing changes (``ask`` need not be repeated).
         ``x``: the population the fitness belongs to, when it was drawn elsewhere from this
         ``distribution`` (e.g. ``npevograd.parallel.evaluate(f, es.distribution, es.popsize, es.rng)``'s
-        ``samples``, rows or encoded); by default the last ``ask()``'s.
+        ``samples``, rows or encoded); by default the last ``ask()``'s.  Rows ``x`` that this
+        distribution would practically never draw are refused (``check_plausible``).  An update whose
+        next samples could overflow is not written: the generation counts and ``stop()`` reports
+        ``"overflow"``.
         """
         samples = self._pending(x)
         raw = self._check_fitness(fitness)
@@ -232,7 +309,10 @@ class Strategy:
         best = self._best_of(samples, raw)  # decoded before the update moves mu and sigma
         if self._initial_width is None:
             self._initial_width = float(self._widths().max())
-        estimate = self._update(samples, -costs)  # strategies maximise
+        try:
+            estimate = self._update(samples, -costs)  # strategies maximise
+        except SampleOverflow as err:
+            self._overflow, estimate = str(err), None
         self._commit(best, estimate, costs, failed)
 
     def _check_fitness(self, fitness: object) -> np.ndarray:
@@ -268,6 +348,8 @@ class Strategy:
             samples = self.distribution.check_x(x)
             if samples.shape[0] != self.popsize:
                 raise ValueError(f"x has {samples.shape[0]} samples, expected popsize = {self.popsize}")
+            if not isinstance(samples, EncodedSamples):  # encoded samples are the table's windows: drawn here
+                check_plausible(self.distribution, samples)
             return samples
         if self._population is None:
             raise ValueError(f"{type(self).__name__}.tell() needs a population: call ask() first")
@@ -296,9 +378,7 @@ class Strategy:
         shape_ok = arr.ndim == 1 or (allow_columns and arr.ndim == 2)
         if not shape_ok or arr.shape[0] != n:
             expected = f"({n},) or ({n}, k)" if allow_columns else f"({n},)"
-            raise ValueError(
-                f"{name} must have shape {expected}, one value per row of ask(), got shape {arr.shape}"
-            )
+            raise ValueError(f"{name} must have shape {expected}, one value per row of ask(), got shape {arr.shape}")
         return arr
 
     def _commit(self, best: Best | None, estimate: Estimate | None, costs: np.ndarray, failed: int = 0) -> None:
@@ -334,6 +414,52 @@ class FixedSigma:
 
     def _widths(self) -> np.ndarray:
         return np.broadcast_to(self.distribution.sigma, (self.dim,))
+
+
+# The tail probability below which a told row is refused as not drawn from the strategy's distribution.
+IMPLAUSIBLE_TAIL = 1e-12
+
+
+def check_plausible(distribution: Distribution, x: np.ndarray) -> None:
+    r"""Refuse rows ``x`` that the Gaussian search distribution practically never draws.
+
+    A row drawn from N(mu, L L^T) has a squared Mahalanobis norm :math:`\|L^{-1}(x - \mu)\|^2 \sim \chi^2_d`;
+    a row whose norm exceeds the chi-square(d) quantile of upper tail 1e-12 (``IMPLAUSIBLE_TAIL``; about
+    d + 10 sqrt(2 d) + 28 for large d) is refused with a ValueError naming it.  A population of n
+    genuine samples is refused with probability below n x 1e-12.  Costs one whitening (O(n d), or the
+    triangular solve of a full factor).  Other distributions are not checked.
+    """
+    params = gaussian_params(distribution)
+    whiten = getattr(distribution, "whiten", None)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if whiten is not None:
+            z = np.asarray(whiten(x), dtype=np.float64)
+        elif "mu" in params and "sigma" in params:
+            z = (x.astype(np.float64) - params["mu"]) / params["sigma"]
+        else:
+            return
+        largest = np.max(np.abs(z), axis=1)
+        norm2 = largest**2 * np.sum((z / np.where(largest > 0, largest, 1.0)[:, None]) ** 2, axis=1)
+    limit = _chi2_limit(distribution.dim)
+    bad = np.flatnonzero(~(norm2 <= limit))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"x[{i}] is not a sample of this strategy's distribution: its squared Mahalanobis distance to the "
+            f"mean is {norm2[i]:.4g}, beyond the chi-square({distribution.dim}) quantile {limit:.4g} of tail "
+            f"{IMPLAUSIBLE_TAIL:g}; tell x drawn from es.distribution as it is now (nothing was changed)"
+        )
+
+
+_CHI2_LIMITS: dict[int, float] = {}
+
+
+def _chi2_limit(d: int) -> float:
+    if d not in _CHI2_LIMITS:
+        from scipy.special import chdtri  # the inverse survival function of chi-square(d)
+
+        _CHI2_LIMITS[d] = float(chdtri(d, IMPLAUSIBLE_TAIL))
+    return _CHI2_LIMITS[d]
 
 
 def worst_for_failed(costs: np.ndarray, ok: np.ndarray) -> np.ndarray:

@@ -55,17 +55,22 @@ class EvolvabilityES(FixedSigma, Strategy):
         rng: RNGLike = None,
         kind: str = "variance",
         lr: float | None = None,
-        bandwidth: float = 1.0,
+        bandwidth: float | None = None,
         noise: NoiseTable | None = None,
         **options: Any,
     ) -> None:
         if kind not in DEFAULT_LR:
             raise ValueError(f"kind must be 'variance' or 'entropy', got {kind!r}")
-        bandwidth = positive("bandwidth", bandwidth)  # checked for either kind: a bad value is never ignored
+        if bandwidth is not None:
+            bandwidth = positive("bandwidth", bandwidth)  # checked first: a bad value is named as such
+            if kind == "variance":
+                raise ValueError("bandwidth applies to kind='entropy' only (MaxEnt's kernel), got kind='variance'")
         p = Normal(mu, sigma, noise=noise)
         super().__init__(p, popsize, rng, **options)
         self.kind = kind
-        self.estimator = Variance() if kind == "variance" else Entropy(bandwidth=bandwidth)
+        self.estimator = (
+            Variance() if kind == "variance" else Entropy(bandwidth=1.0 if bandwidth is None else bandwidth)
+        )
         self.optimizer = SGD(p, lr=DEFAULT_LR[kind] if lr is None else lr)
 
     def tell(self, behaviours: object, x: object = None) -> None:  # type: ignore[override]

@@ -27,7 +27,7 @@ and :math:`\sigma \leftarrow \sigma + \alpha_\sigma g_\sigma`, each coordinate's
 clipped to ``sigma_max_change`` times its sigma (Toklu et al. 2020, section 4).
 
 Defaults: alpha_mu = 0.2, alpha_sigma = 0.1 (the step sizes of Sehnke et al. 2010's experiments);
-sigma_max_change = 0.2, ClipUp beta = 0.9 and v_max = 2 alpha_mu (Toklu et al.
+sigma_max_change = 0.2, ClipUp momentum beta = 0.9 and v_max = 2 alpha_mu (Toklu et al.
 2020); fitness shaped by centered ranks (Toklu et al. 2020) in place of the
 paper's max-reward normalisation.  popsize 4 + floor(3 ln d), rounded up to even.
 """
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import RNGLike
+from .._checks import RNGLike, as_float_array, check_sample_count
 from ..distributions import PairedNormal
 from ..estimators import Estimate, Mean, centered_ranks
 from ..noise import NoiseTable
@@ -50,6 +50,7 @@ class ClipUp:
     r"""ClipUp (Toklu et al. 2020): heavy-ball on the normalised gradient, speed clipped at ``max_speed``."""
 
     def __init__(self, dim: int, step_size: float, max_speed: float, momentum: float = 0.9) -> None:
+        self.dim = check_sample_count("dim", dim)
         self.step_size = positive("step_size", step_size)
         self.max_speed = positive("max_speed", max_speed)
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)):
@@ -57,11 +58,17 @@ class ClipUp:
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
-        self.velocity = np.zeros(dim)
+        self.velocity = np.zeros(self.dim)
 
-    def step(self, grad: np.ndarray) -> np.ndarray:
-        """The new velocity (the ascent step); ``velocity`` is updated."""
-        self.velocity = self.next_velocity(grad)
+    def step(self, grad: object) -> np.ndarray:
+        """The new velocity (the ascent step) for a finite gradient of shape (dim,); ``velocity`` is updated.
+
+        A gradient that is not finite or not of shape (dim,) is a ValueError and changes nothing.
+        """
+        g = as_float_array("grad", grad)
+        if g.shape != (self.dim,):
+            raise ValueError(f"grad must have shape ({self.dim},), got shape {g.shape}")
+        self.velocity = self.next_velocity(g.astype(np.float64))
         return self.velocity
 
     def next_velocity(self, grad: np.ndarray) -> np.ndarray:
@@ -95,7 +102,7 @@ class PGPE(Strategy):
         lr_sigma: float = 0.1,
         optimizer: str = "sgd",
         max_speed: float | None = None,
-        momentum: float = 0.9,
+        momentum: float | None = None,
         sigma_max_change: float = 0.2,
         noise: NoiseTable | None = None,
         **options: Any,
@@ -109,12 +116,21 @@ class PGPE(Strategy):
         self.lr_mu = positive("lr_mu", lr_mu)
         self.lr_sigma = positive("lr_sigma", lr_sigma)
         self.sigma_max_change = positive("sigma_max_change", sigma_max_change)
+        if self.sigma_max_change >= 1:
+            raise ValueError(
+                f"sigma_max_change must be in (0, 1) (a change of a whole sigma could make it <= 0), "
+                f"got {sigma_max_change!r}"
+            )
         if optimizer not in ("sgd", "clipup"):
             raise ValueError(f"optimizer must be 'sgd' or 'clipup', got {optimizer!r}")
         self.clipup = None
         if optimizer == "clipup":
             speed = 2 * self.lr_mu if max_speed is None else max_speed
-            self.clipup = ClipUp(p.dim, self.lr_mu, speed, momentum)
+            self.clipup = ClipUp(p.dim, self.lr_mu, speed, 0.9 if momentum is None else momentum)
+        else:
+            given = [name for name, value in (("max_speed", max_speed), ("momentum", momentum)) if value is not None]
+            if given:
+                raise ValueError(f"{' and '.join(given)} apply to optimizer='clipup' only, got optimizer='sgd'")
         self.estimator = Mean(shaping=centered_ranks)
 
     @property

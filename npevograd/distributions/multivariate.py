@@ -244,3 +244,30 @@ class MultivariateNormal(Distribution):
                     f"{float(np.max(np.abs(grad[name])))}, largest |scale_tril| {float(np.max(np.abs(L)))})"
                 )
         return {name: g.astype(self.dtype, copy=False) for name, g in natural.items()}
+
+    def natural_weighted_score(self, w: object, x: object) -> Grad:
+        r"""The natural gradient of :math:`\sum_i w_i \log p(x_i)` in the mean-and-covariance coordinates.
+
+        .. math::
+
+            \tilde\nabla_\mu = \sum_i w_i (x_i - \mu), \qquad
+            \tilde\nabla_\Sigma = \sum_i w_i \big((x_i - \mu)(x_i - \mu)^\top - \Sigma\big)
+
+        The same tangent vector as ``natural_gradient(weighted_score(w, x))`` in (mu, scale_tril):
+        with :math:`\tilde g_L = L H(\operatorname{tril}(C - \sum_i w_i I))`, C = sum_i w_i u_i u_i^T,
+        :math:`d\Sigma = \tilde g_L L^\top + L \tilde g_L^\top = L (C - \sum_i w_i I) L^\top` since
+        :math:`H(\operatorname{tril}(S)) + H(\operatorname{tril}(S))^\top = S` for symmetric S.  With the CMA
+        weights this is the rank-mu update of CMA-ES (Akimoto et al. 2010; ``npevograd.algorithms.cmaes``).
+        Returns ``{"mu": (d,), "covariance": (d, d)}``.
+        """
+        x = self.check_x(x)
+        weights = as_float_array("w", w)
+        if weights.shape != (x.shape[0],):
+            raise ValueError(f"w has shape {weights.shape} but x has {x.shape[0]} samples; expected ({x.shape[0]},)")
+        y = x - self.mu
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            natural = {"mu": weights @ y, "covariance": (weights * y.T) @ y - weights.sum() * self.covariance}
+        for name, value in natural.items():
+            if not np.isfinite(value).all():
+                raise ValueError(f"natural_weighted_score: the {name} part overflows {value.dtype}; rescale w or x")
+        return {name: g.astype(self.dtype, copy=False) for name, g in natural.items()}

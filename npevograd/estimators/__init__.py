@@ -8,7 +8,7 @@ sample reuse (``reuse``); ``stderr`` the gradients' standard errors; ``shaping``
 
 from .objectives import Entropy, Estimate, Estimator, Mean, Variance, expectation
 from .reuse import ReuseBuffer
-from .shaping import centered_ranks, nes_utilities, zscore
+from .shaping import centered_ranks, cma_weights, nes_utilities, zscore
 from .stderr import gradient_stderr
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ReuseBuffer",
     "Variance",
     "centered_ranks",
+    "cma_weights",
     "expectation",
     "gradient_stderr",
     "nes_utilities",

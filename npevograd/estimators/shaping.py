@@ -8,6 +8,7 @@ are invariant to any strictly increasing transform of it.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import numpy as np
@@ -242,3 +243,89 @@ def on_validated(shaping: object) -> Callable[[np.ndarray], np.ndarray] | None:
 
 # keyed by id: a user's shaping need not be hashable, and these functions live as long as the module
 _BODIES = {id(zscore): _zscore, id(centered_ranks): _centered_ranks, id(nes_utilities): _nes_utilities}
+
+
+def cma_weights(f: object, dim: int | None = None) -> np.ndarray:
+    r"""The recombination weights of CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv:1604.00772,
+    table 1) by rank, times n: ``Mean(shaping=cma_weights)`` has the weights :math:`w_{\mathrm{rank}(i)}` themselves.
+
+    With n samples, :math:`\mu = \lfloor n/2 \rfloor` and rank k = 1 for the highest fitness,
+
+    .. math::
+
+        w'_k = \ln\frac{n + 1}{2} - \ln k, \qquad
+        w_k = \frac{w'_k}{\sum_{j \le \mu} w'_j} \quad (k \le \mu)
+
+    so the positive weights sum to 1.  ``dim=None``: the other weights are 0 (the positive-weights
+    variant).  ``dim=d``: the negative weights of active CMA, scaled to the sum
+
+    .. math::
+
+        \sum_{k > \mu} |w_k| = \min\Big(1 + \frac{c_1}{c_\mu},\;
+            1 + \frac{2\mu^-_{\mathrm{eff}}}{\mu_{\mathrm{eff}} + 2},\;
+            \frac{1 - c_1 - c_\mu}{d\, c_\mu}\Big)
+
+    with the tutorial's default :math:`c_1, c_\mu` at dimension d (``functools.partial(cma_weights, dim=d)``
+    as a shaping).  Tied values share the mean weight of the ranks they span.  Returns n w, f's shape and dtype.
+    """
+    arr = as_float_array("f", f)
+    if arr.ndim != 1:
+        raise ValueError(f"f must be a 1-D array of fitness values, got shape {arr.shape}")
+    if dim is not None:
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"dim must be None or an int >= 1, got {dim!r}")
+        dim = int(dim)
+    arr, lo, hi = _ranks("f", arr)
+    n = arr.shape[0]
+    best_first = cma_recombination_weights(n, dim)
+    lowest_first = n * best_first[::-1]
+    if lo is hi:
+        return lowest_first[lo].astype(arr.dtype, copy=False)
+    cumulative = np.concatenate([[0.0], np.cumsum(lowest_first)])
+    return ((cumulative[hi + 1] - cumulative[lo]) / _tie_counts(lo, hi)).astype(arr.dtype, copy=False)
+
+
+def cma_learning_rates(dim: int, mueff: float) -> tuple[float, float]:
+    r"""The tutorial's (table 1, v2; pycma 4's too) learning rates of the rank-one and rank-mu updates, alpha_cov = 2.
+
+    .. math::
+
+        c_1 = \frac{2}{(d + 1.3)^2 + \mu_{\mathrm{eff}}}, \qquad
+        c_\mu = \min\Big(1 - c_1,
+            \frac{2 (1/4 + \mu_{\mathrm{eff}} - 2 + 1/\mu_{\mathrm{eff}})}{(d + 2)^2 + \mu_{\mathrm{eff}}}\Big)
+    """
+    c1 = 2 / ((dim + 1.3) ** 2 + mueff)
+    cmu = min(1 - c1, 2 * (0.25 + mueff - 2 + 1 / mueff) / ((dim + 2) ** 2 + mueff))
+    return c1, cmu
+
+
+def effective_mu(w: np.ndarray) -> float:
+    """mu_eff = (sum w)^2 / sum w^2 of a set of weights of one sign."""
+    return float(w.sum() ** 2 / (w**2).sum())
+
+
+@functools.lru_cache(maxsize=64)
+def cma_recombination_weights(
+    n: int, dim: int | None = None, c1: float | None = None, cmu: float | None = None
+) -> np.ndarray:
+    """The weights w_1 .. w_n, best first (read-only): ``cma_weights``' table; ``dim`` gives the negative ones.
+
+    ``c1``, ``cmu``: the learning rates the negative weights are scaled with (default: ``cma_learning_rates``).
+    """
+    mu = n // 2
+    raw = math.log((n + 1) / 2) - np.log(np.arange(1, n + 1))
+    positive, negative = raw[:mu], raw[mu:]
+    w = np.zeros(n)
+    w[:mu] = positive / positive.sum()
+    if dim is not None and negative.size and negative.min() < 0:
+        mueff = effective_mu(positive)
+        default_c1, default_cmu = cma_learning_rates(dim, mueff)
+        c1 = default_c1 if c1 is None else c1
+        cmu = default_cmu if cmu is None else cmu
+        alpha_mu = 1 + c1 / cmu
+        negative = np.minimum(negative, 0.0)  # w'_k of the ranks past mu are <= 0 (0 only at k = (n + 1) / 2)
+        alpha_mueff = 1 + 2 * effective_mu(negative) / (mueff + 2)
+        alpha_posdef = (1 - c1 - cmu) / (dim * cmu)
+        w[mu:] = min(alpha_mu, alpha_mueff, alpha_posdef) * negative / -negative.sum()
+    w.flags.writeable = False
+    return w
