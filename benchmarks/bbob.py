@@ -71,9 +71,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before NumPy loads: one BLAS thread per worker
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+if __name__ == "__main__":  # before NumPy loads: one BLAS thread per worker (imported, threadpoolctl does it)
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
 
