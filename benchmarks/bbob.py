@@ -229,7 +229,11 @@ def pycma_runner(bipop: bool) -> Callable[..., list[list[str]]]:
 
 
 def evosax_runner(recorder: Recorder, rng: np.random.Generator, seed: int) -> list[list[str]]:
-    """evosax's CMA_ES with IPOP restarts; its own (jit) ask/tell, popsize doubled per restart."""
+    """evosax's CMA_ES with IPOP restarts; its own (jit) ask/tell, popsize doubled per restart.
+
+    evosax has no stop criteria: a run ends when its generation best has not improved by 1e-12 for
+    10 + ceil(30 d / popsize) generations (the length of pycma's tolfun history), then it restarts.
+    """
     import jax
     from evosax.algorithms import CMA_ES
 
@@ -245,14 +249,14 @@ def evosax_runner(recorder: Recorder, rng: np.random.Generator, seed: int) -> li
         ask, tell = jax.jit(es.ask), jax.jit(es.tell)
         best, stale = math.inf, 0
         try:
-            while stale < 10 + 30 * d // popsize * 10:
+            while stale < 10 + math.ceil(30 * d / popsize):
                 key, k_ask, k_tell = jax.random.split(key, 3)
                 x, state = ask(k_ask, state, params)
                 f = recorder(np.asarray(x))
                 state, _ = tell(k_tell, x, np.asarray(f), state, params)
                 stale = 0 if f.min() < best - 1e-12 else stale + 1
                 best = min(best, float(f.min()))
-            stops.append(["stagnation"])
+            stops.append(["no improvement"])
         except Done:
             stops.append(["target" if recorder.reached == TARGETS.size else "budget"])
             break
@@ -425,6 +429,41 @@ def table_problems(table: dict[str, Any], d: int, group: str) -> int:
     return max(table[a].get(str(d), {}).get(group, {}).get("problems", 0) for a in table)
 
 
+def readme_tables(table: dict[str, Any]) -> str:
+    """The README's two tables: per dimension over all functions, then the solved fraction per group and dimension."""
+    dims = sorted({int(d) for per_alg in table.values() for d in per_alg})
+    problems = ", ".join(f"{table_problems(table, d, 'all')} at d = {d}" for d in dims)
+    lines = [
+        f"All 24 functions (problems: {problems}): solved to 1e-8 / ECDF area, [min, max] over the instances",
+        "",
+        "| algorithm | " + " | ".join(f"d = {d}" for d in dims) + " |",
+        "|---" * (len(dims) + 1) + "|",
+    ]
+    for algorithm in table:
+        cells = []
+        for d in dims:
+            c = table[algorithm].get(str(d), {}).get("all")
+            cells.append(
+                ""
+                if c is None
+                else (
+                    f"{c['solved']:.0%} [{c['solved_range'][0]:.0%}, {c['solved_range'][1]:.0%}] / "
+                    f"{c['area']:.2f} [{c['area_range'][0]:.2f}, {c['area_range'][1]:.2f}]"
+                )
+            )
+        lines.append(f"| {algorithm} | " + " | ".join(cells) + " |")
+    lines += ["", "Solved to 1e-8 per function group, d = " + " / ".join(map(str, dims)), ""]
+    lines.append("| algorithm | " + " | ".join(f"{g} (f{min(f)}-{max(f)})" for g, f in GROUPS.items()) + " |")
+    lines.append("|---" * (len(GROUPS) + 1) + "|")
+    for algorithm in table:
+        cells = []
+        for group in GROUPS:
+            values = [table[algorithm].get(str(d), {}).get(group) for d in dims]
+            cells.append(" / ".join("-" if c is None else f"{100 * c['solved']:.0f}" for c in values))
+        lines.append(f"| {algorithm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def stops_markdown(stops: dict[str, dict[str, Any]]) -> str:
     lines = ["| algorithm | problems | runs per problem | how the runs ended (count) |", "|---|---|---|---|"]
     for algorithm, entry in stops.items():
@@ -573,7 +612,7 @@ def report(saved: dict[str, Any], png: Path | None, title: str) -> str:
     table = summarise(saved["runs"], budget_per_dim)
     stops = stop_reasons(saved["runs"])
     saved["summary"], saved["stop_reasons"] = table, stops
-    text = markdown(table, budget_per_dim) + "\n" + stops_markdown(stops)
+    text = "\n\n".join([readme_tables(table), markdown(table, budget_per_dim), stops_markdown(stops)])
     if png is not None and saved["runs"]:
         figure(saved["runs"], budget_per_dim, png, title)
     return text
