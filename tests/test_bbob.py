@@ -173,7 +173,7 @@ def test_quick_main_writes_results_resumes_and_refuses_another_budget(tmp_path):
     on_disk = json.loads(out.read_text())
     assert on_disk["runs"] == saved["runs"] and set(on_disk["summary"]) == set(algorithms)
     assert out.with_suffix(".png").stat().st_size > 10_000
-    assert out.with_suffix(".md").read_text().startswith("d = 2, budget 100·d")
+    assert "\nd = 2, budget 100·d: solved to 1e-8" in out.with_suffix(".md").read_text()
     lines: list[str] = []
     bbob.run(algorithms, quick["dims"], quick["functions"], [1], 100, out=out, workers=1, log=lines.append)
     assert lines[-1].startswith(f"0 runs to do ({len(saved['runs'])} already in")  # resumed: nothing repeated
@@ -188,3 +188,15 @@ def test_evosax_cma_es_runs_when_installed():
     saved = bbob.run(["evosax CMA_ES"], [2], [1], [1], budget_per_dim=30, workers=1, log=lambda _: None)
     record = saved["runs"]["evosax CMA_ES|2|1|1"]
     assert record["evaluations"] == 60 and record["hits"][0] > 0 and record["stops"] == [["budget"]]
+
+
+README_RESULTS = ROOT / "benchmarks" / "results" / "bbob_b1e3.json"
+
+
+def test_readme_tables_are_the_committed_runs():
+    # the README's COCO/BBOB tables are recomputed from the committed runs, digit for digit
+    saved = json.loads(README_RESULTS.read_text())
+    table = bbob.summarise(saved["runs"], saved["meta"]["budget_per_dim"])
+    readme = (ROOT / "README.md").read_text()
+    assert bbob.readme_tables(table) in readme
+    assert bbob.stops_markdown(bbob.stop_reasons(saved["runs"])) in readme
