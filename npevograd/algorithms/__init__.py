@@ -5,9 +5,9 @@ The top wing beside ``testing``: it builds on ``distributions``, ``estimators``,
 ``es.tell(f(x))`` takes one fitness per row, higher is better (``minimize=True``: lower is better).
 ``OpenES`` (Salimans et al. 2017), ``SNES`` (Schaul et al. 2011), ``XNES`` (Glasmachers et al. 2010),
 ``PGPE`` (Sehnke et al. 2010, ClipUp optional) and ``EvolvabilityES`` (Gajewski et al. 2019, MaxVar and
-MaxEnt), ``CMAES`` (Hansen's tutorial, active weights by default) and ``SepCMAES`` (Ros
-and Hansen 2008); ``optimize`` runs one to the end (minimising by default), ``Restarts``/``restart`` run IPOP or
-BIPOP around any.
+MaxEnt), ``CMAES`` (Hansen's tutorial, active by default) and ``SepCMAES`` (Ros and Hansen 2008);
+``optimize`` runs one to the end (minimising by default), ``Restarts``/``restart`` run IPOP or BIPOP
+around any.
 """
 
 from ._strategy import Best, Result, Strategy
