@@ -72,6 +72,9 @@ def test_bipop_regimes_popsizes_sigmas_and_small_budgets_follow_pycmas_rule():
         draws.integers(2**63)
     regimes = [r.regime for r in runs]
     assert "small" in regimes and "large" in regimes
+    # pycma's fmin(bipop=True) stops when irun - runs_with_small > maxrestarts: small runs are not counted
+    assert result.stop == {"max_restarts": 8.0}
+    assert len(runs) - regimes.count("small") == 8 + 1
 
 
 def test_bipop_small_populations_stay_even_for_mirrored_strategies():

@@ -95,7 +95,8 @@ class Restarts:
     ftarget : float or None
         Stop once the best fitness reaches it (<= with ``minimize=True`` strategies, else >=).
     max_restarts : int
-        Runs after the first (default 9, pycma's usual ``restarts=9``).
+        Runs after the first (default 9, pycma's usual ``restarts=9``); as in pycma's
+        ``fmin(bipop=True)``, BIPOP's small-population runs do not count.
     rng : Generator, int or None
         Draws the starts, BIPOP's U and each run's generator (``default_rng`` of a drawn seed).
     """
@@ -203,10 +204,15 @@ class Restarts:
         self.strategy.tell(fitness, x)
         self._stopped = self._overall()
         if not self._stopped and self._run_stop():
-            if len(self.runs) >= self.max_restarts:  # the current run is restart number len(self.runs)
+            if self._counted_runs() > self.max_restarts:
                 self._stopped = {"max_restarts": float(self.max_restarts)}
             else:
                 self._next()
+
+    def _counted_runs(self) -> int:
+        """Finished runs that count against ``max_restarts``, the current one included: BIPOP's small runs do not."""
+        runs = [run.regime for run in self.runs] + [self.run_regime]
+        return len(runs) - runs.count("small")
 
     def _overall(self) -> dict[str, float]:
         fired: dict[str, float] = {}
