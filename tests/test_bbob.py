@@ -190,7 +190,7 @@ def test_evosax_cma_es_runs_when_installed():
     assert record["evaluations"] == 60 and record["hits"][0] > 0 and record["stops"] == [["budget"]]
 
 
-README_RESULTS = ["bbob_b1e3.json", "bbob_b1e4_f15-24.json"]
+README_RESULTS = ["bbob_b1e3.json", "bbob_b1e4.json"]
 
 
 @pytest.mark.parametrize("name", README_RESULTS)
