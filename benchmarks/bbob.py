@@ -411,18 +411,20 @@ def markdown(table: dict[str, Any], budget_per_dim: int, groups: Iterable[str] =
         for algorithm in table:
             cells = []
             for g in present:
-                c = table[algorithm].get(str(d), {}).get(g)
-                cells.append(
-                    ""
-                    if c is None
-                    else (
-                        f"{c['solved']:.0%} [{c['solved_range'][0]:.0%}, {c['solved_range'][1]:.0%}] / "
-                        f"{c['area']:.2f} [{c['area_range'][0]:.2f}, {c['area_range'][1]:.2f}]"
-                    )
-                )
+                cells.append(solved_and_area(table[algorithm].get(str(d), {}).get(g)))
             lines.append(f"| {algorithm} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines).replace("%", "%")
+
+
+def solved_and_area(c: dict[str, Any] | None) -> str:
+    """A table cell: the solved fraction and the ECDF area, each with its [min, max] over the instances."""
+    if c is None:
+        return ""
+    return (
+        f"{c['solved']:.0%} [{c['solved_range'][0]:.0%}, {c['solved_range'][1]:.0%}] / "
+        f"{c['area']:.2f} [{c['area_range'][0]:.2f}, {c['area_range'][1]:.2f}]"
+    )
 
 
 def table_problems(table: dict[str, Any], d: int, group: str) -> int:
@@ -442,15 +444,7 @@ def readme_tables(table: dict[str, Any]) -> str:
     for algorithm in table:
         cells = []
         for d in dims:
-            c = table[algorithm].get(str(d), {}).get("all")
-            cells.append(
-                ""
-                if c is None
-                else (
-                    f"{c['solved']:.0%} [{c['solved_range'][0]:.0%}, {c['solved_range'][1]:.0%}] / "
-                    f"{c['area']:.2f} [{c['area_range'][0]:.2f}, {c['area_range'][1]:.2f}]"
-                )
-            )
+            cells.append(solved_and_area(table[algorithm].get(str(d), {}).get("all")))
         lines.append(f"| {algorithm} | " + " | ".join(cells) + " |")
     groups = {
         g: f for g, f in GROUPS.items() if any(g in per_d for per_alg in table.values() for per_d in per_alg.values())
