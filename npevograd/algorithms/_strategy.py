@@ -22,6 +22,7 @@ from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
 import numpy as np
 
 from .._checks import (
+    SMALL_SIZE,
     RNGLike,
     all_finite,
     all_positive,
@@ -126,6 +127,15 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
         else:
             with np.errstate(over="ignore", under="ignore"):  # checked just below, in the parameters' dtype
                 cast[name] = np.asarray(value).astype(dtype)
+    if not _small_gaussian_fits(cast):  # otherwise each check in turn, naming what failed
+        _check_written(owner, params, cast, rates)
+    for name, value in cast.items():
+        params[name][...] = value
+    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+
+
+def _check_written(owner: str, params: dict[str, np.ndarray], cast: dict[str, np.ndarray], rates: str) -> None:
+    """``write_params``'s checks of the updated parameters ``cast``: finite (sigma > 0), then their reach."""
     for name, value in cast.items():
         if not all_finite(value) or (name == "sigma" and not all_positive(value)):
             raise ValueError(
@@ -135,9 +145,29 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
     risk = overflow_risk({**params, **cast})
     if risk is not None:
         raise SampleOverflow(f"{owner}: after this update {risk}; the update was not written")
-    for name, value in cast.items():
-        params[name][...] = value
-    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+
+
+_LARGEST = {
+    np.dtype(np.float32): float(np.finfo(np.float32).max),
+    np.dtype(np.float64): float(np.finfo(np.float64).max),
+}
+
+
+def _small_gaussian_fits(new: dict[str, np.ndarray]) -> bool:
+    """True when ``new`` is a few entries of ``mu`` and ``sigma`` that pass every check of ``_check_written``.
+
+    On Python floats (a few entries: cheaper than the NumPy calls): each |mu_i| + 64 sigma_i
+    below the dtype's largest number (so mu and sigma are finite, and no sample overflows: its
+    rounding in the dtype stays finite too) and sigma_i > 0.  A NaN fails the comparisons.
+    False otherwise (larger, other parameters, or a check that fails): the checks run one by one.
+    """
+    mu, sigma = new.get("mu"), new.get("sigma")
+    if len(new) != 2 or mu is None or sigma is None or mu.size > SMALL_SIZE or mu.shape != sigma.shape:
+        return False
+    largest, mus, sigmas = _LARGEST.get(mu.dtype), mu.tolist(), sigma.tolist()
+    if largest is None or sigma.dtype != mu.dtype or mu.ndim != 1:
+        return False
+    return min(sigmas) > 0 and all(abs(m) + SAMPLE_REACH * s < largest for m, s in zip(mus, sigmas))
 
 
 # What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
@@ -380,6 +410,8 @@ class Strategy:
         A penalised cost that overflows (a fitness near the largest float outside the box) ranks worst too.
         """
         costs = raw if self.minimize else -raw
+        if self.nan_policy == "raise" and self.bounds is None:
+            return costs, 0  # _check_fitness found every value finite: so are the costs
         failed = int(raw.size - np.count_nonzero(np.isfinite(raw)))  # 0 unless nan_policy="worst"
         if self.bounds is not None:
             x = self._rows(samples)
@@ -411,9 +443,14 @@ class Strategy:
 
     def _best_of(self, x: Samples, raw: np.ndarray) -> Best | None:
         """This population's best evaluated point (a copy) if it beats the best so far, else None."""
-        score = np.where(np.isfinite(raw), -raw if self.minimize else raw, -np.inf)
-        i = int(score.argmax())
-        if not np.isfinite(score[i]) or (self.best is not None and not self._better(float(raw[i]), self.best.fitness)):
+        if self.nan_policy == "raise":  # every value finite (_check_fitness): the first best, as argmax below
+            i = int(raw.argmin() if self.minimize else raw.argmax())
+        else:
+            score = np.where(np.isfinite(raw), -raw if self.minimize else raw, -np.inf)
+            i = int(score.argmax())
+            if not np.isfinite(score[i]):
+                return None  # every evaluation failed
+        if self.best is not None and not self._better(float(raw[i]), self.best.fitness):
             return None  # the usual case late in a run: no row to copy
         if isinstance(x, EncodedSamples):
             row = self._rows(x)[i]
