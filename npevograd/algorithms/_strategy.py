@@ -354,10 +354,23 @@ class Strategy:
                 )
             self._population = self.distribution.sample(self.popsize, self.rng, encode=True)
             return self._population
-        self._population = self.distribution.sample(self.popsize, self.rng)
+        self._population = self._draw()
         if self.bounds is not None:
             return self.bounds.repair(self._population)
         return self._population.copy()
+
+    def _draw(self) -> np.ndarray:
+        """``distribution.sample(popsize, rng)``, without its checks while ``write_params`` vouches for them.
+
+        A ``Normal`` with a learned sigma whose parameters are as ``write_params`` wrote them
+        (``_checked``) has every |mu_i| + 64 sigma_i finite (``overflow_risk``), so no sample can
+        overflow: the distribution's scan for it, and its checks of the parameters and of the
+        popsize (checked when the strategy was built), are skipped.  The same draws either way.
+        """
+        p = self.distribution
+        if p._checked and isinstance(p, Normal) and p.learn_sigma and p.noise is None:
+            return p._sample(self.popsize, self.rng)
+        return p.sample(self.popsize, self.rng)
 
     def _check_reach(self) -> None:
         """Refuse to draw when the samples could overflow: a clear error rather than inf samples."""
