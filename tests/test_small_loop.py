@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -252,3 +253,22 @@ def test_the_stop_record_reads_the_best_quartile_and_range():
     assert stopping.cost_range == 7.0 and stopping.best_cost == 1.0 and stopping.flat_generations == 0
     assert es.best is not None and es.best.fitness == 1.0
     np.testing.assert_array_equal(es.best.x, x[1])
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 1e-310, 5e-324])
+def test_a_subnormal_sigma_is_told_as_the_estimator_tells_it_without_a_warning(sigma, recwarn):
+    """sum_k w_k z_k^2 / sigma overflows: the estimator's fallback (or its error), the same in tell, no warning."""
+    es = ng.algorithms.SNES(np.full(3, 1e-300), sigma, popsize=6, rng=11)
+    x = es.ask()
+    before = copy.deepcopy(es.distribution)
+    try:
+        expected = ng.Mean(shaping=ng.nes_utilities)(sphere(x), x, before)
+    except ValueError as err:
+        with pytest.raises(ValueError, match=re.escape(str(err))):
+            es.tell(sphere(x))
+        assert es.generation == 0
+    else:
+        es.tell(sphere(x))
+        for name in ("mu", "sigma"):
+            np.testing.assert_array_equal(es.estimate.grad[name], expected.grad[name])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -94,9 +94,9 @@ class SNES(Strategy):
             check_params(p)  # parameters SNES did not write last (the user's, or changed by hand): named if bad
         mu, sigma = p.params["mu"], p.params["sigma"]
         w = nes_utilities_of_checked(f) / n  # Mean's weights: u_k / n
-        grad = weighted_deviations(
-            w, x, mu, sigma, True, False
-        )  # sum_k w_k score(x_k): z_k / sigma, (z_k^2 - 1) / sigma
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+            # sum_k w_k score(x_k), the scores z_k / sigma and (z_k^2 - 1) / sigma
+            grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)
         if not (all_finite(grad["mu"]) and all_finite(grad["sigma"])):
             return self._update_from_estimator(x, f)  # which names the input that overflowed
         estimate = Estimate(float(np.add.reduce(w, axis=None, dtype=np.float64)), grad, w)  # value: mean of u_k
