@@ -272,3 +272,37 @@ def test_a_subnormal_sigma_is_told_as_the_estimator_tells_it_without_a_warning(s
         for name in ("mu", "sigma"):
             np.testing.assert_array_equal(es.estimate.grad[name], expected.grad[name])
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_the_one_piece_contraction_and_draw_stay_where_the_distribution_takes_them_in_one_piece():
+    from npevograd.algorithms import _strategy, snes
+    from npevograd.sampling import _blocks
+
+    assert snes.DIRECT_ENTRIES < _blocks.BLAS_THREADED_ENTRIES  # weighted_row_sums: one block, this thread
+    assert snes.DIRECT_ENTRIES * 8 <= _blocks.BLOCK_BYTES
+    assert _strategy.SMALL_DRAW < _blocks.PARALLEL_MIN_ENTRIES  # normal_rows: one standard_normal call
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "error"),
+    [
+        ([1.5e308, -1.5e308], [1.0, 1.0], None),  # the sums overflow, each coordinate's reach does not: written
+        ([1.0, np.nan], [1.0, 1.0], "the updated mu is not finite"),
+        ([1.0, 1.0], [1.0, np.nan], "the updated sigma is not finite and > 0"),
+        ([1.0, 1.0], [np.nan, 1.0], "the updated sigma is not finite and > 0"),
+        ([1.0, 1.0], [1.0, 0.0], "the updated sigma is not finite and > 0"),
+        ([1.0, 1.0], [1.0, 3e306], "a sample could overflow float64"),
+    ],
+)
+def test_write_params_quick_check_agrees_with_the_checks_one_by_one(mu, sigma, error):
+    from npevograd.algorithms._strategy import write_params
+
+    params = {"mu": np.zeros(2), "sigma": np.ones(2)}
+    new = {"mu": np.array(mu), "sigma": np.array(sigma)}
+    if error is None:
+        write_params("T", params, new, "lr")
+        np.testing.assert_array_equal(params["mu"], mu)
+        return
+    with pytest.raises(ValueError, match=error):
+        write_params("T", params, new, "lr")
+    np.testing.assert_array_equal(params["mu"], [0.0, 0.0])  # nothing written

@@ -63,6 +63,11 @@ def positive(name: str, value: object) -> float:
     return v
 
 
+# A population of at most this many entries is drawn by ``Strategy._draw`` itself (one ``standard_normal``,
+# scaled and shifted in place), as ``Normal._sample`` draws it below ``sampling._blocks.PARALLEL_MIN_ENTRIES``.
+SMALL_DRAW = 1 << 16
+
+
 class SampleOverflow(ValueError):
     """An update would let the next samples overflow their dtype; ``Strategy.tell`` turns it into a stop."""
 
@@ -156,10 +161,11 @@ _LARGEST = {
 def _small_gaussian_fits(new: dict[str, np.ndarray]) -> bool:
     """True when ``new`` is a few entries of ``mu`` and ``sigma`` that pass every check of ``_check_written``.
 
-    On Python floats (a few entries: cheaper than the NumPy calls): each |mu_i| + 64 sigma_i
-    below the dtype's largest number (so mu and sigma are finite, and no sample overflows: its
-    rounding in the dtype stays finite too) and sigma_i > 0.  A NaN fails the comparisons.
-    False otherwise (larger, other parameters, or a check that fails): the checks run one by one.
+    On Python floats (a few entries: cheaper than the NumPy calls): sum_i |mu_i| + 64 sum_i sigma_i
+    below the dtype's largest number bounds every |mu_i| + 64 sigma_i (so mu and sigma are finite,
+    and no sample overflows: its rounding in the dtype stays finite too), and min sigma_i > 0.  A
+    NaN makes the sums NaN, which fails the comparison.  False otherwise (larger, other
+    parameters, a sum beyond the bound, or a check that fails): the checks run one by one.
     """
     mu, sigma = new.get("mu"), new.get("sigma")
     if len(new) != 2 or mu is None or sigma is None or mu.size > SMALL_SIZE or mu.shape != sigma.shape:
@@ -167,7 +173,7 @@ def _small_gaussian_fits(new: dict[str, np.ndarray]) -> bool:
     largest, mus, sigmas = _LARGEST.get(mu.dtype), mu.tolist(), sigma.tolist()
     if largest is None or sigma.dtype != mu.dtype or mu.ndim != 1:
         return False
-    return min(sigmas) > 0 and all(abs(m) + SAMPLE_REACH * s < largest for m, s in zip(mus, sigmas))
+    return min(sigmas) > 0 and sum(map(abs, mus)) + SAMPLE_REACH * sum(sigmas) < largest
 
 
 # What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
@@ -369,6 +375,16 @@ class Strategy:
         """
         p = self.distribution
         if p._checked and isinstance(p, Normal) and p.learn_sigma and p.noise is None:
+            if (
+                type(p) is Normal
+                and isinstance(self.rng, np.random.Generator)
+                and p.mu.size * self.popsize <= SMALL_DRAW
+            ):
+                # Normal._sample's draw for a small population: the same numbers, fewer calls
+                x = self.rng.standard_normal((self.popsize, p.dim), p.dtype)
+                x *= p.params["sigma"]
+                x += p.params["mu"]
+                return x
             return p._sample(self.popsize, self.rng)
         return p.sample(self.popsize, self.rng)
 
