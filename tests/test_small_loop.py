@@ -306,3 +306,29 @@ def test_write_params_quick_check_agrees_with_the_checks_one_by_one(mu, sigma, e
     with pytest.raises(ValueError, match=error):
         write_params("T", params, new, "lr")
     np.testing.assert_array_equal(params["mu"], [0.0, 0.0])  # nothing written
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_cached_utilities_are_nes_utilities_bit_for_bit(dtype, ties):
+    from npevograd.estimators.shaping import nes_utilities_of_checked
+
+    f = np.random.default_rng(3).standard_normal(37).astype(dtype)
+    if ties:
+        f = np.round(f, 1)
+    assert (len(np.unique(f)) < f.size) == ties
+    u = nes_utilities_of_checked(f)
+    assert u.dtype == dtype
+    np.testing.assert_array_equal(u, ng.nes_utilities(f))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rng", [np.random.default_rng, np.random.RandomState])
+def test_asks_draw_is_the_distributions_sample_bit_for_bit(dtype, rng):
+    es = ng.algorithms.SNES(np.linspace(-1, 1, 7).astype(dtype), 0.3, popsize=9, rng=rng(5))
+    for _ in range(3):
+        es.tell(sphere(es.ask()))
+    p, state = copy.deepcopy(es.distribution), copy.deepcopy(es.rng)
+    x = es.ask()
+    assert x.dtype == dtype
+    np.testing.assert_array_equal(x, p.sample(9, state))
