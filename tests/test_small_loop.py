@@ -332,3 +332,13 @@ def test_asks_draw_is_the_distributions_sample_bit_for_bit(dtype, rng):
     x = es.ask()
     assert x.dtype == dtype
     np.testing.assert_array_equal(x, p.sample(9, state))
+
+
+def test_peers_small_times_each_strategys_ask_tell(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "benchmarks"))
+    peers_small = pytest.importorskip("peers_small")
+    out = peers_small.bench_strategies(["SNES", "PGPE"], [4, 6], d=3, repeats=1, generations=2).splitlines()
+    assert [line.split(":")[0] for line in out] == ["SNES n=4 d=3", "SNES n=6 d=3", "PGPE n=4 d=3", "PGPE n=6 d=3"]
+    assert all(float(line.split(": ")[1].removesuffix(" us")) > 0 for line in out)
