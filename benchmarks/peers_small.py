@@ -3,6 +3,7 @@
     python benchmarks/peers_small.py            # pinned to one core, n = 10, 50, 500
     python benchmarks/peers_small.py --quick    # fewer repeats
     python benchmarks/peers.py --sections small # the same rows inside peers.py (one core and all cores)
+    python benchmarks/peers_small.py --strategies SNES,PGPE,CMAES  # each strategy's ask/tell alone
 
 Rows, timed alternating side by side in one process (``peers.py`` gives the method: blocks of
 consecutive calls, restarts every ``scan`` generations): ``npevograd_asktell``, a generation of
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -185,6 +187,38 @@ def _evotorch_small(tt: Any, n: int, d: int, every: int) -> Callable[[], object]
     return restarting(searcher.step, put_back, every)
 
 
+def bench_strategies(
+    names: list[str], popsizes: list[int], d: int = 10, repeats: int = 5, generations: int = 300
+) -> str:
+    """Each strategy's ``es.tell(sphere(es.ask()))`` at d from one start: best of ``repeats`` blocks, per generation.
+
+    The shared ask/tell layer's cost beside each strategy's own (no peer: a before/after check
+    of a change, run on both checkouts in turn).
+    """
+    import numpy as np
+
+    import npevograd as ng
+
+    def sphere(x: Any) -> Any:
+        return -np.sum((x - 1.0) ** 2, axis=1)
+
+    lines = []
+    for name in names:
+        for n in popsizes:
+            es = getattr(ng.algorithms, name)(np.zeros(d), 1.0, popsize=n, rng=1)
+            start = {k: v.copy() for k, v in es.distribution.params.items()}
+            best = math.inf
+            for _ in range(repeats):
+                for k, v in start.items():
+                    es.distribution.params[k][...] = v
+                t0 = time.process_time()
+                for _ in range(generations):
+                    es.tell(sphere(es.ask()))
+                best = min(best, (time.process_time() - t0) / generations)
+            lines.append(f"{name} n={n} d={d}: {best * 1e6:.0f} us")
+    return "\n".join(lines)
+
+
 SIZES = {
     "quick": {"popsizes": (10, 50, 500), "repeats": 15, "block": 20, "scan": 100},
     "full": {"popsizes": (10, 50, 500), "repeats": 40, "block": 50, "scan": 200},
@@ -221,10 +255,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="wall: time.perf_counter; cpu: time.process_time (CPU time of every thread: steadier on a busy machine)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--strategies",
+        default=None,
+        help="comma-separated npevograd strategies (e.g. SNES,PGPE,XNES): time their ask/tell on a sphere instead "
+        "(CPU time, best of 5 x 300 generations; popsizes 10,50 unless given)",
+    )
     args = parser.parse_args(argv)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if not args.all_cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before NumPy or JAX loads
+    if args.strategies:
+        sizes = [int(m) for m in args.popsizes.split(",")] if args.popsizes else [10, 50]
+        print(bench_strategies(args.strategies.split(","), sizes))
+        return []
     size = SIZES["quick" if args.quick else "full"]
     popsizes = [int(m) for m in args.popsizes.split(",")] if args.popsizes else size["popsizes"]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

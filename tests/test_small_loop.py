@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import re
+
 import numpy as np
 import pytest
 
@@ -41,6 +44,68 @@ def test_parameters_the_strategy_wrote_are_not_checked_again(make, counted):
     for _ in range(3):
         es.tell(sphere(es.ask()))
     assert counted == {"check_params": 0, "check_sigma": 0}
+
+
+def estimator_step(p: ng.Normal, x: np.ndarray, fitness: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """SNES's step as main took it before the closed form, through the estimator (on a copy ``p``):
+    natural = natural_gradient(Mean(shaping=nes_utilities).grad), mu + eta_mu n natural_mu and
+    sigma exp(eta_sigma n natural_sigma / sigma)."""
+    d = p.dim
+    lr_sigma = (3 + np.log(d)) / (5 * np.sqrt(d))
+    natural = p.natural_gradient(ng.Mean(shaping=ng.nes_utilities)(fitness, x, p).grad)
+    mu, sigma = p.params["mu"], p.params["sigma"]
+    return mu + 1.0 * n * natural["mu"], sigma * np.exp(lr_sigma * n * natural["sigma"] / sigma)
+
+
+def shifted_rastrigin(x: np.ndarray) -> np.ndarray:
+    y = x - 1.5  # optimum away from 0: mu is compared relative to its size
+    return -(10.0 * x.shape[1] + np.sum(y**2 - 10.0 * np.cos(2 * np.pi * y), axis=1))
+
+
+def shifted_sphere(x: np.ndarray) -> np.ndarray:
+    return -np.sum((x - 1.5) ** 2, axis=1)
+
+
+@pytest.fixture
+def estimator_steps(monkeypatch) -> list[int]:
+    """SNES generations told through the estimator (not the closed form)."""
+    calls = []
+    original = ng.algorithms.SNES._update_from_estimator
+
+    def counting(self, x, f):
+        calls.append(self.generation)
+        return original(self, x, f)
+
+    monkeypatch.setattr(ng.algorithms.SNES, "_update_from_estimator", counting)
+    return calls
+
+
+@pytest.mark.parametrize(("n", "fitness"), [(10, shifted_sphere), (50, shifted_rastrigin), (500, shifted_rastrigin)])
+def test_snes_is_the_estimator_step_bit_for_bit_at_each_of_200_generations(n, fitness, estimator_steps):
+    """Each generation of a 200-generation run, from the same state and population, against the estimator's step."""
+    es = ng.algorithms.SNES(np.linspace(-3, 4, 10), 2.0, popsize=n, rng=np.random.default_rng(7), tolx=None)
+    for _ in range(200):
+        x = es.ask()
+        before = copy.deepcopy(es.distribution)
+        es.tell(fitness(x))
+        mu_ref, sigma_ref = estimator_step(before, x, fitness(x), n)
+        np.testing.assert_array_equal(es.sigma, sigma_ref)
+        np.testing.assert_array_equal(es.mean, mu_ref)
+    assert estimator_steps == []  # every generation without the estimator's checks
+
+
+@pytest.mark.parametrize(("n", "fitness"), [(10, shifted_sphere), (500, shifted_rastrigin)])
+def test_snes_run_of_200_generations_is_the_estimator_run_bit_for_bit(n, fitness):
+    """A whole run against one through the public estimator on the same stream (main's SNES before the change)."""
+    p = ng.Normal(np.linspace(-3, 4, 10), np.full(10, 2.0), learn_sigma=True)
+    rng = np.random.default_rng(7)
+    es = ng.algorithms.SNES(np.linspace(-3, 4, 10), 2.0, popsize=n, rng=np.random.default_rng(7), tolx=None)
+    for _ in range(200):
+        x = p.sample(n, rng)
+        p.params["mu"][...], p.params["sigma"][...] = estimator_step(p, x, fitness(x), n)
+        es.tell(fitness(es.ask()))
+        np.testing.assert_array_equal(es.sigma, p.params["sigma"])
+        np.testing.assert_array_equal(es.mean, p.params["mu"])
 
 
 def test_the_fast_path_changes_no_number(monkeypatch):
@@ -123,3 +188,157 @@ def test_the_median_of_sorted_costs_is_numpys(m):
     costs = np.sort(np.random.default_rng(m).standard_normal(m))
     assert _sorted_median(costs) == float(np.median(costs))
     assert _sorted_median(np.array([1e308, 1.7e308])) == 1.35e308  # no overflow where (a + b) / 2 has one
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_snes_estimate_and_step_are_n_times_the_natural_gradient_of_the_nes_mean(ties, estimator_steps):
+    """The module docstring: the step is n * natural_gradient(Mean(shaping=nes_utilities).grad), with the
+    estimate the estimator returns (ties in the fitness share their utilities), on the closed form's path."""
+    es = ng.algorithms.SNES(np.linspace(-1, 1, 5), 0.8, popsize=12, rng=4)
+    for _ in range(3):
+        es.tell(sphere(es.ask()))
+    x = es.ask()
+    before = copy.deepcopy(es.distribution)
+    f = np.round(sphere(x), 0) if ties else sphere(x)
+    assert (len(np.unique(f)) < f.size) == ties
+    es.tell(f)
+    expected = ng.Mean(shaping=ng.nes_utilities)(f, x, before)
+    np.testing.assert_array_equal(es.estimate.weights, expected.weights)
+    assert es.estimate.value == expected.value
+    for name in ("mu", "sigma"):
+        np.testing.assert_array_equal(es.estimate.grad[name], expected.grad[name])
+    natural = before.natural_gradient(expected.grad)
+    np.testing.assert_array_equal(es.mean, before.mu + es.lr_mu * 12 * natural["mu"])
+    np.testing.assert_array_equal(es.sigma, before.sigma * np.exp(es.lr_sigma * 12 * natural["sigma"] / before.sigma))
+    # the closed form: grad_mu = sum_k u_k z_k, grad_sigma = sum_k u_k (z_k^2 - 1), mu + eta_mu sigma grad_mu,
+    # sigma exp(eta_sigma / 2 grad_sigma), with u the NES utilities (ties sharing theirs) and z = (x - mu) / sigma
+    u, z = ng.nes_utilities(f), (x - before.mu) / before.sigma
+    np.testing.assert_allclose(es.mean, before.mu + es.lr_mu * before.sigma * (u @ z), rtol=1e-12)
+    np.testing.assert_allclose(es.sigma, before.sigma * np.exp(es.lr_sigma / 2 * (u @ (z * z - 1))), rtol=1e-12)
+    assert estimator_steps == []
+
+
+def test_a_population_told_with_x_takes_the_same_step_bit_for_bit():
+    def run(with_x: bool) -> tuple[np.ndarray, np.ndarray]:
+        es = ng.algorithms.SNES(np.ones(4) + 1, 0.5, popsize=8, rng=5)
+        for _ in range(4):
+            x = es.ask()
+            es.tell(sphere(x), x=x.copy() if with_x else None)
+        return es.mean, es.sigma
+
+    for a, b in zip(run(False), run(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_non_finite_closed_form_update_is_refused_and_named(estimator_steps):
+    es = ng.algorithms.SNES(np.ones(4), 0.5, popsize=8, rng=6)
+    for _ in range(2):
+        es.tell(sphere(es.ask()))
+    es.lr_sigma = 1e300  # sigma exp(1e300 ...) overflows
+    x = es.ask()
+    mean, sigma = es.mean, es.sigma
+    with pytest.raises(ValueError, match=r"SNES: the updated sigma is not finite and > 0 in float64; .* lr_sigma"):
+        es.tell(sphere(x))
+    np.testing.assert_array_equal(es.mean, mean)
+    np.testing.assert_array_equal(es.sigma, sigma)
+    assert es.generation == 2 and estimator_steps == []
+
+
+def test_the_stop_record_reads_the_best_quartile_and_range():
+    es = ng.algorithms.SNES(np.ones(3), 0.5, popsize=8, rng=0, minimize=True)
+    x = es.ask()
+    costs = np.array([5.0, 1.0, 4.0, 3.0, 2.0, 8.0, 7.0, 6.0])
+    es.tell(costs)
+    stopping = es._stopping
+    assert stopping.cost_range == 7.0 and stopping.best_cost == 1.0 and stopping.flat_generations == 0
+    assert es.best is not None and es.best.fitness == 1.0
+    np.testing.assert_array_equal(es.best.x, x[1])
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 1e-310, 5e-324])
+def test_a_subnormal_sigma_is_told_as_the_estimator_tells_it_without_a_warning(sigma, recwarn):
+    """sum_k w_k z_k^2 / sigma overflows: the estimator's fallback (or its error), the same in tell, no warning."""
+    es = ng.algorithms.SNES(np.full(3, 1e-300), sigma, popsize=6, rng=11)
+    x = es.ask()
+    before = copy.deepcopy(es.distribution)
+    try:
+        expected = ng.Mean(shaping=ng.nes_utilities)(sphere(x), x, before)
+    except ValueError as err:
+        with pytest.raises(ValueError, match=re.escape(str(err))):
+            es.tell(sphere(x))
+        assert es.generation == 0
+    else:
+        es.tell(sphere(x))
+        for name in ("mu", "sigma"):
+            np.testing.assert_array_equal(es.estimate.grad[name], expected.grad[name])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_the_one_piece_contraction_and_draw_stay_where_the_distribution_takes_them_in_one_piece():
+    from npevograd.algorithms import _strategy, snes
+    from npevograd.sampling import _blocks
+
+    assert snes.DIRECT_ENTRIES < _blocks.BLAS_THREADED_ENTRIES  # weighted_row_sums: one block, this thread
+    assert snes.DIRECT_ENTRIES * 8 <= _blocks.BLOCK_BYTES
+    assert _strategy.SMALL_DRAW < _blocks.PARALLEL_MIN_ENTRIES  # normal_rows: one standard_normal call
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "error"),
+    [
+        ([1.5e308, -1.5e308], [1.0, 1.0], None),  # the sums overflow, each coordinate's reach does not: written
+        ([1.0, np.nan], [1.0, 1.0], "the updated mu is not finite"),
+        ([1.0, 1.0], [1.0, np.nan], "the updated sigma is not finite and > 0"),
+        ([1.0, 1.0], [np.nan, 1.0], "the updated sigma is not finite and > 0"),
+        ([1.0, 1.0], [1.0, 0.0], "the updated sigma is not finite and > 0"),
+        ([1.0, 1.0], [1.0, 3e306], "a sample could overflow float64"),
+    ],
+)
+def test_write_params_quick_check_agrees_with_the_checks_one_by_one(mu, sigma, error):
+    from npevograd.algorithms._strategy import write_params
+
+    params = {"mu": np.zeros(2), "sigma": np.ones(2)}
+    new = {"mu": np.array(mu), "sigma": np.array(sigma)}
+    if error is None:
+        write_params("T", params, new, "lr")
+        np.testing.assert_array_equal(params["mu"], mu)
+        return
+    with pytest.raises(ValueError, match=error):
+        write_params("T", params, new, "lr")
+    np.testing.assert_array_equal(params["mu"], [0.0, 0.0])  # nothing written
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_cached_utilities_are_nes_utilities_bit_for_bit(dtype, ties):
+    from npevograd.estimators.shaping import nes_utilities_of_checked
+
+    f = np.random.default_rng(3).standard_normal(37).astype(dtype)
+    if ties:
+        f = np.round(f, 1)
+    assert (len(np.unique(f)) < f.size) == ties
+    u = nes_utilities_of_checked(f)
+    assert u.dtype == dtype
+    np.testing.assert_array_equal(u, ng.nes_utilities(f))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rng", [np.random.default_rng, np.random.RandomState])
+def test_asks_draw_is_the_distributions_sample_bit_for_bit(dtype, rng):
+    es = ng.algorithms.SNES(np.linspace(-1, 1, 7).astype(dtype), 0.3, popsize=9, rng=rng(5))
+    for _ in range(3):
+        es.tell(sphere(es.ask()))
+    p, state = copy.deepcopy(es.distribution), copy.deepcopy(es.rng)
+    x = es.ask()
+    assert x.dtype == dtype
+    np.testing.assert_array_equal(x, p.sample(9, state))
+
+
+def test_peers_small_times_each_strategys_ask_tell(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "benchmarks"))
+    peers_small = pytest.importorskip("peers_small")
+    out = peers_small.bench_strategies(["SNES", "PGPE"], [4, 6], d=3, repeats=1, generations=2).splitlines()
+    assert [line.split(":")[0] for line in out] == ["SNES n=4 d=3", "SNES n=6 d=3", "PGPE n=4 d=3", "PGPE n=6 d=3"]
+    assert all(float(line.split(": ")[1].removesuffix(" us")) > 0 for line in out)

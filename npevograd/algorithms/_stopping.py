@@ -103,14 +103,15 @@ class Stopping:
     def record(self, costs: np.ndarray, generation: int) -> None:
         """Take the costs of generation ``generation`` (1 for the first tell); finite, lower is better."""
         ordered = np.sort(costs)
-        best = float(ordered[0])
-        with np.errstate(over="ignore"):  # the range of costs near +-1.7e308 is inf: wide, as it should read
-            self.cost_range = float(ordered[-1] - ordered[0])
+        # the best, the cost at rank 0.75 popsize and the worst, as Python floats: the range of costs
+        # near +-1.7e308 is inf without a warning (wide, as it should read)
+        best, quartile, worst = ordered[[0, int(0.75 * len(ordered)), -1]].tolist()
+        self.cost_range = worst - best
         self.recent_best.appendleft(best)
         if generation % 5 == 0:
             self.best_history.appendleft(best)
             self.median_history.appendleft(_sorted_median(ordered))
-        flat = not ordered[0] < ordered[int(0.75 * len(ordered))]
+        flat = not best < quartile
         self.flat_generations = self.flat_generations + 1 if flat else 0
         if best < self.best_cost:
             self.best_cost, self.best_generation = best, generation

@@ -22,6 +22,7 @@ from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
 import numpy as np
 
 from .._checks import (
+    SMALL_SIZE,
     RNGLike,
     all_finite,
     all_positive,
@@ -60,6 +61,11 @@ def positive(name: str, value: object) -> float:
     if not (np.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return v
+
+
+# A population of at most this many entries is drawn by ``Strategy._draw`` itself (one ``standard_normal``,
+# scaled and shifted in place), as ``Normal._sample`` draws it below ``sampling._blocks.PARALLEL_MIN_ENTRIES``.
+SMALL_DRAW = 1 << 16
 
 
 class SampleOverflow(ValueError):
@@ -126,6 +132,15 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
         else:
             with np.errstate(over="ignore", under="ignore"):  # checked just below, in the parameters' dtype
                 cast[name] = np.asarray(value).astype(dtype)
+    if not _small_gaussian_fits(cast):  # otherwise each check in turn, naming what failed
+        _check_written(owner, params, cast, rates)
+    for name, value in cast.items():
+        params[name][...] = value
+    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+
+
+def _check_written(owner: str, params: dict[str, np.ndarray], cast: dict[str, np.ndarray], rates: str) -> None:
+    """``write_params``'s checks of the updated parameters ``cast``: finite (sigma > 0), then their reach."""
     for name, value in cast.items():
         if not all_finite(value) or (name == "sigma" and not all_positive(value)):
             raise ValueError(
@@ -135,9 +150,30 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
     risk = overflow_risk({**params, **cast})
     if risk is not None:
         raise SampleOverflow(f"{owner}: after this update {risk}; the update was not written")
-    for name, value in cast.items():
-        params[name][...] = value
-    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+
+
+_LARGEST = {
+    np.dtype(np.float32): float(np.finfo(np.float32).max),
+    np.dtype(np.float64): float(np.finfo(np.float64).max),
+}
+
+
+def _small_gaussian_fits(new: dict[str, np.ndarray]) -> bool:
+    """True when ``new`` is a few entries of ``mu`` and ``sigma`` that pass every check of ``_check_written``.
+
+    On Python floats (a few entries: cheaper than the NumPy calls): sum_i |mu_i| + 64 sum_i sigma_i
+    below the dtype's largest number bounds every |mu_i| + 64 sigma_i (so mu and sigma are finite,
+    and no sample overflows: its rounding in the dtype stays finite too), and min sigma_i > 0.  A
+    NaN makes the sums NaN, which fails the comparison.  False otherwise (larger, other
+    parameters, a sum beyond the bound, or a check that fails): the checks run one by one.
+    """
+    mu, sigma = new.get("mu"), new.get("sigma")
+    if len(new) != 2 or mu is None or sigma is None or mu.size > SMALL_SIZE or mu.shape != sigma.shape:
+        return False
+    largest, mus, sigmas = _LARGEST.get(mu.dtype), mu.tolist(), sigma.tolist()
+    if largest is None or sigma.dtype != mu.dtype or mu.ndim != 1:
+        return False
+    return min(sigmas) > 0 and sum(map(abs, mus)) + SAMPLE_REACH * sum(sigmas) < largest
 
 
 # What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
@@ -324,10 +360,33 @@ class Strategy:
                 )
             self._population = self.distribution.sample(self.popsize, self.rng, encode=True)
             return self._population
-        self._population = self.distribution.sample(self.popsize, self.rng)
+        self._population = self._draw()
         if self.bounds is not None:
             return self.bounds.repair(self._population)
         return self._population.copy()
+
+    def _draw(self) -> np.ndarray:
+        """``distribution.sample(popsize, rng)``, without its checks while ``write_params`` vouches for them.
+
+        A ``Normal`` with a learned sigma whose parameters are as ``write_params`` wrote them
+        (``_checked``) has every |mu_i| + 64 sigma_i finite (``overflow_risk``), so no sample can
+        overflow: the distribution's scan for it, and its checks of the parameters and of the
+        popsize (checked when the strategy was built), are skipped.  The same draws either way.
+        """
+        p = self.distribution
+        if p._checked and isinstance(p, Normal) and p.learn_sigma and p.noise is None:
+            if (
+                type(p) is Normal
+                and isinstance(self.rng, np.random.Generator)
+                and p.mu.size * self.popsize <= SMALL_DRAW
+            ):
+                # Normal._sample's draw for a small population: the same numbers, fewer calls
+                x = self.rng.standard_normal((self.popsize, p.dim), p.dtype)
+                x *= p.params["sigma"]
+                x += p.params["mu"]
+                return x
+            return p._sample(self.popsize, self.rng)
+        return p.sample(self.popsize, self.rng)
 
     def _check_reach(self) -> None:
         """Refuse to draw when the samples could overflow: a clear error rather than inf samples."""
@@ -380,6 +439,8 @@ class Strategy:
         A penalised cost that overflows (a fitness near the largest float outside the box) ranks worst too.
         """
         costs = raw if self.minimize else -raw
+        if self.nan_policy == "raise" and self.bounds is None:
+            return costs, 0  # _check_fitness found every value finite: so are the costs
         failed = int(raw.size - np.count_nonzero(np.isfinite(raw)))  # 0 unless nan_policy="worst"
         if self.bounds is not None:
             x = self._rows(samples)
@@ -411,9 +472,14 @@ class Strategy:
 
     def _best_of(self, x: Samples, raw: np.ndarray) -> Best | None:
         """This population's best evaluated point (a copy) if it beats the best so far, else None."""
-        score = np.where(np.isfinite(raw), -raw if self.minimize else raw, -np.inf)
-        i = int(score.argmax())
-        if not np.isfinite(score[i]) or (self.best is not None and not self._better(float(raw[i]), self.best.fitness)):
+        if self.nan_policy == "raise":  # every value finite (_check_fitness): the first best, as argmax below
+            i = int(raw.argmin() if self.minimize else raw.argmax())
+        else:
+            score = np.where(np.isfinite(raw), -raw if self.minimize else raw, -np.inf)
+            i = int(score.argmax())
+            if not np.isfinite(score[i]):
+                return None  # every evaluation failed
+        if self.best is not None and not self._better(float(raw[i]), self.best.fitness):
             return None  # the usual case late in a run: no row to copy
         if isinstance(x, EncodedSamples):
             row = self._rows(x)[i]

@@ -15,8 +15,10 @@ with an exponential step for sigma so that it stays positive:
     \mu \leftarrow \mu + \eta_\mu\, \sigma \odot \nabla_\mu, \qquad
     \sigma \leftarrow \sigma \odot \exp\big(\tfrac{\eta_\sigma}{2} \nabla_\sigma\big)
 
-which is ``n * natural_gradient(Mean(...).grad)``: natural mu = sigma sum_k (u_k/n) z_k,
-natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).
+which is ``n * natural_gradient(Mean(shaping=nes_utilities).grad)``: natural mu = sigma sum_k (u_k/n) z_k,
+natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).  ``tell`` computes exactly that, with the
+estimator's own contraction and natural gradient but not its checks of values SNES made itself
+(``tests/test_small_loop.py``: bit for bit the estimator's path, and the closed form above to 1e-12).
 
 Defaults (the paper's): popsize n = 4 + floor(3 ln d), eta_mu = 1,
 eta_sigma = (3 + ln d) / (5 sqrt d).
@@ -29,11 +31,33 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import RNGLike, as_float_array
+from .._checks import RNGLike, all_finite, as_float_array, check_params
 from ..distributions import Normal
+from ..distributions._normal_contraction import weighted_deviations
 from ..estimators import Estimate, Mean, nes_utilities
-from ..noise import NoiseTable
+from ..estimators.shaping import nes_utilities_of_checked
+from ..noise import EncodedSamples, NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
+
+# Populations of at most this many entries are contracted in one piece on this thread (``_weighted_score``),
+# as ``weighted_deviations`` contracts them (one block, no BLAS threads: ``tests/test_small_loop.py``).
+DIRECT_ENTRIES = 8192
+
+
+def _weighted_score(w: np.ndarray, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
+    """sum_k w_k score(x_k) for a diagonal Normal: sum_k w_k z_k / sigma and (sum_k w_k z_k^2 - sum_k w_k) / sigma.
+
+    ``weighted_deviations``'s arithmetic for one block (the same numbers), without its block machinery.
+    """
+    z = x - mu
+    z /= sigma  # z_k = (x_k - mu) / sigma
+    w_z = w @ z
+    np.multiply(z, z, out=z)
+    w_z2 = w @ z
+    grad = {"mu": w_z / sigma, "sigma": (w_z2 - np.add.reduce(w, axis=None)) / sigma}
+    if all_finite(grad["sigma"]):
+        return grad
+    return weighted_deviations(w, x, mu, sigma, True, False)  # sum_k w_k z_k^2 overflowed: its scaled rows
 
 
 def diagonal_sigma(mu: object, sigma: object) -> np.ndarray:
@@ -77,8 +101,36 @@ class SNES(Strategy):
         return self.distribution.params["sigma"]
 
     def _update(self, x: Samples, f: np.ndarray) -> Estimate:
+        """n * natural_gradient(Mean(shaping=nes_utilities)(f, x, p).grad): the estimator's arithmetic, not its checks.
+
+        The fitness f and the samples x (``ask``'s, or validated by ``tell``) need none; the
+        parameters are checked unless SNES wrote them last (``_checked``).  The same calls as the
+        estimator makes, so the same numbers, bit for bit; encoded samples go through the estimator.
+        """
         p, n = self.distribution, self.popsize
-        estimate = self.estimator(f, x, p)
+        if isinstance(x, EncodedSamples):
+            return self._update_from_estimator(x, f)
+        if not p._checked:
+            check_params(p)  # parameters SNES did not write last (the user's, or changed by hand): named if bad
+        mu, sigma = p.params["mu"], p.params["sigma"]
+        w = nes_utilities_of_checked(f) / n  # Mean's weights: u_k / n
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+            if x.size <= DIRECT_ENTRIES:
+                grad = _weighted_score(w, x, mu, sigma)
+            else:  # in blocks, threaded: the contraction Normal.weighted_score makes
+                grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)
+        if not (all_finite(grad["mu"]) and all_finite(grad["sigma"])):
+            return self._update_from_estimator(x, f)  # which names the input that overflowed
+        estimate = Estimate(float(np.add.reduce(w, axis=None, dtype=np.float64)), grad, w)  # value: mean of u_k
+        return self._step(estimate)
+
+    def _update_from_estimator(self, x: Samples, f: np.ndarray) -> Estimate:
+        """The same update through the estimator (its checks included)."""
+        return self._step(self.estimator(f, x, self.distribution))
+
+    def _step(self, estimate: Estimate) -> Estimate:
+        """mu + eta_mu n natural_mu, sigma exp(eta_sigma n natural_sigma / sigma), written by ``write_params``."""
+        p, n = self.distribution, self.popsize
         natural = p._natural(estimate.grad)  # natural_gradient of a checked gradient
         mu, sigma = p.params["mu"], p.params["sigma"]
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
