@@ -8,8 +8,8 @@ r"""The contraction of ``Normal``'s score with per-sample weights, on an (n, d) 
 
 with :math:`z_i = (x_i - \mu) / \sigma` (isotropic sigma: summed over the coordinates,
 and :math:`d \sum_i w_i`).  With a fixed sigma the mu part is one product over x,
-``(w @ x - sum(w) mu) / sigma^2``, wherever that is accurate; otherwise, and for a learned
-sigma, from blocks of z.  Either way x is read once in blocks of rows, in npevograd's
+``(w @ x - sum(w) mu) / sigma^2`` (one BLAS product), wherever that is accurate; otherwise,
+and for a learned sigma, from blocks of z, x read once in blocks of rows in npevograd's
 threads (``_blocks.weighted_row_sums``).
 """
 
@@ -35,10 +35,10 @@ def weighted_deviations(
     if not learn_sigma:
         # sum_i w_i eps_i / sigma^2 = (w @ x - sum(w) mu) / sigma^2: one pass over x, kept where
         # it is accurate: it loses under 20 bits to cancellation and is clear of under- and overflow.
-        # w @ x is summed over row blocks of x (views, not copies) in npevograd's threads: one BLAS
-        # call over all of x would wait, on a busy machine, for BLAS threads the machine has not run.
+        # One BLAS matrix-vector product: as fast as the floor when idle, and as robust under load
+        # (benchmarks/load.py's floor row) as the blocked sums, which run at half its speed when idle.
         shift = w_sum * mu
-        shortcut = weighted_row_sums(_views(x), n, d, np.result_type(w, x), w)[0] - shift
+        shortcut = w @ x - shift
         if _accurate(shortcut, shift):
             return {"mu": shortcut / sigma / sigma}
     # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
@@ -59,15 +59,6 @@ def weighted_deviations(
         grad = {"mu": w_e / root}  # sum_i w_i z_i / sigma; e_i^2 = z_i^2 / sigma
         grad["sigma"] = w_e2.sum() - d * w_sum / sigma if isotropic else w_e2 - w_sum / sigma
     return grad
-
-
-def _views(x: np.ndarray) -> Callable[[int, int], np.ndarray]:
-    """Blocks ``x[start:stop]`` as views: only read (no squares are taken of them)."""
-
-    def rows(start: int, stop: int) -> np.ndarray:
-        return x[start:stop]
-
-    return rows
 
 
 def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Callable[[int, int], np.ndarray]:
