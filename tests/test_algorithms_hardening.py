@@ -69,9 +69,10 @@ def test_snes_on_a_linear_fitness_stops_with_overflow_instead_of_blaming_the_fit
 
 
 def test_optimize_ends_a_diverging_run_with_a_named_reason():
-    result = ng.optimize(lambda x: -x[:, 0], np.zeros(2), 1.0, rng=0, maxiter=None)  # minimising a linear f
+    # the sign mistake: SNES minimising a linear f
+    result = ng.optimize(lambda x: -x[:, 0], np.zeros(2), 1.0, rng=0, maxiter=None, method="snes")
     assert result.stop == {"tolupsigma": 1e20}
-    result = ng.optimize(lambda x: -x[:, 0], np.zeros(2), 1.0, rng=0, maxiter=None, tolupsigma=None)
+    result = ng.optimize(lambda x: -x[:, 0], np.zeros(2), 1.0, rng=0, maxiter=None, tolupsigma=None, method="snes")
     assert result.stop == {"overflow": np.finfo(np.float64).max}
 
 

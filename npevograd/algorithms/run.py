@@ -72,7 +72,7 @@ def optimize(
     fitness: Callable[[np.ndarray], object],
     x0: object,
     sigma0: object,
-    method: str = "snes",
+    method: str = "cmaes",
     *,
     minimize: bool = True,
     restarts: str | int | None = None,
@@ -96,8 +96,8 @@ def optimize(
     sigma0 : float or array
         The initial step size: a scalar, or what the strategy takes (a (d,) vector, XNES a factor).
     method : str
-        ``"snes"`` (default), ``"xnes"``, ``"pgpe"``, ``"openes"``, ``"cmaes"``, ``"sepcmaes"`` (the CMA-ES
-        family when installed with it); ``available_methods()`` lists them.
+        ``"cmaes"`` (default), ``"sepcmaes"``, ``"snes"``, ``"xnes"``, ``"pgpe"``, ``"openes"``;
+        ``available_methods()`` lists them.
     minimize : bool
         True (default): lower fitness is better.  ``result.fbest`` is in the fitness' own sign.
     restarts : None, "ipop", "bipop" or int
