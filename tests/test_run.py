@@ -234,6 +234,21 @@ def test_bounds_keep_every_evaluated_point_in_the_box(kind):
     assert np.all(es.best.x >= -0.5) and np.all(es.best.x <= upper)
 
 
+def test_optimize_evaluates_the_rows_ask_would_hand_out_float32_inside_the_box():
+    # optimize repairs each population as ask() does: float32 rows, the box's sides rounded inward to float32
+    seen = []
+
+    def f(x):
+        seen.append(x.copy())
+        return np.sum(x.astype(np.float64) ** 2, axis=1)
+
+    ng.optimize(f, np.full(3, 0.9, np.float32), 0.5, method="snes", bounds=(-1.0, 0.1), rng=0, maxiter=5)
+    x = np.concatenate(seen)
+    assert x.dtype == np.float32
+    assert np.all(x >= -1.0) and np.all(x <= 0.1)
+    assert np.any(x == np.nextafter(np.float32(0.1), np.float32(0)))  # the wall, in float32, inside the box
+
+
 def test_bounds_penalty_is_the_squared_distance_in_widths_times_twice_the_iqr_over_d():
     es = SNES(np.zeros(2), np.array([1.0, 2.0]), rng=0, popsize=8, bounds=(-0.1, 0.1), minimize=True)
     x = es.ask()

@@ -4,7 +4,7 @@ One loop drives a ``Strategy`` or a ``Restarts`` (both answer ``tell(f, x=...)``
 ``result``).  Each generation is drawn and evaluated by ``npevograd.parallel.evaluate`` on the
 current strategy's distribution and generator (in this process when ``executor`` is None), so a
 run's trajectory is the same on every executor, and told back with its samples.  The fitness is
-wrapped in ``PopulationFitness`` (picklable): it projects the rows into the strategy's box and
+wrapped in ``PopulationFitness`` (picklable): it repairs the rows into the strategy's box and
 returns each value with a flag for a non-finite one, so a failed evaluation reaches the strategy
 (``nan_policy``) instead of stopping the evaluation.
 """
@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._bounds import Box
 from ._strategy import Result, Strategy
 
 VERBOSE_EVERY = 100  # verbose=True: a progress line every 100 generations (pycma's verb_disp)
@@ -26,15 +27,14 @@ VERBOSE_EVERY = 100  # verbose=True: a progress line every 100 generations (pycm
 
 @dataclass(frozen=True)
 class PopulationFitness:
-    """``fitness`` on a population (m, d), at the rows projected onto [lower, upper]: columns (value, failed)."""
+    """``fitness`` on a population (m, d), its rows repaired into ``box`` as ``ask`` does: (value, failed)."""
 
     fitness: Callable[[np.ndarray], object]
-    lower: np.ndarray | None = None
-    upper: np.ndarray | None = None
+    box: Box | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.lower is not None:
-            x = np.clip(x, self.lower, self.upper)
+        if self.box is not None:
+            x = self.box.repair(x)
         values = np.asarray(self.fitness(x))
         if values.shape != (x.shape[0],) or values.dtype.kind not in "biuf":
             raise ValueError(
@@ -121,8 +121,7 @@ def drive(
     while True:
         es: Strategy = getattr(runner, "strategy", runner)  # the current run of a Restarts
         es._check_reach()  # as ask() would: no samples that could overflow
-        box = es.bounds
-        wrapped = PopulationFitness(fitness, *((box.lower, box.upper) if box is not None else ()))
+        wrapped = PopulationFitness(fitness, es.bounds)
         batch = None if executor is not None else es.popsize  # in this process: one call per generation
         evaluation = evaluate(wrapped, es.distribution, es.popsize, es.rng, executor, batch_size=batch)
         values, failed = evaluation.fitness[:, 0], evaluation.fitness[:, 1] > 0
