@@ -571,15 +571,11 @@ def check_plausible(distribution: Distribution, x: np.ndarray) -> None:
         )
 
 
-_CHI2_LIMITS: dict[int, float] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _chi2_limit(d: int) -> float:
-    if d not in _CHI2_LIMITS:
-        from scipy.special import chdtri  # the inverse survival function of chi-square(d)
+    from scipy.special import chdtri  # the inverse survival function of chi-square(d)
 
-        _CHI2_LIMITS[d] = float(chdtri(d, IMPLAUSIBLE_TAIL))
-    return _CHI2_LIMITS[d]
+    return float(chdtri(d, IMPLAUSIBLE_TAIL))
 
 
 def worst_for_failed(costs: np.ndarray, ok: np.ndarray) -> np.ndarray:
