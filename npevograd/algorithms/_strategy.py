@@ -280,12 +280,14 @@ class Strategy:
         self.estimate: Estimate | None = None  # the last tell's gradient estimate
         self._initial_width: float | None = None
         self._population: Samples | None = None
+        self._z: np.ndarray | None = None  # the standard draws behind ``_population``, when ``_draw`` kept them
         self._overflow: str | None = None  # why the last update was not written (its samples could overflow)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Pickles made before the run layer lack its state: it starts as a new run's would."""
         self.__dict__.update(state)
         self.__dict__.setdefault("_overflow", None)
+        self.__dict__.setdefault("_z", None)
         if "_stopping" not in state:
             self.minimize, self.nan_policy, self.bounds = False, "raise", None
             self._stopping = Stopping(self.dim, self.popsize, {})
@@ -360,30 +362,33 @@ class Strategy:
                 )
             self._population = self.distribution.sample(self.popsize, self.rng, encode=True)
             return self._population
+        self._z = None
         self._population = self._draw()
         if self.bounds is not None:
             return self.bounds.repair(self._population)
         return self._population.copy()
 
     def _draw(self) -> np.ndarray:
-        """``distribution.sample(popsize, rng)``, without its checks while ``write_params`` vouches for them.
+        """``distribution.sample(popsize, rng)``, without the checks ``ask`` has already made.
 
-        A ``Normal`` with a learned sigma whose parameters are as ``write_params`` wrote them
-        (``_checked``) has every |mu_i| + 64 sigma_i finite (``overflow_risk``), so no sample can
-        overflow: the distribution's scan for it, and its checks of the parameters and of the
-        popsize (checked when the strategy was built), are skipped.  The same draws either way.
+        ``_check_reach`` found the parameters of a ``Normal`` with a learned sigma valid with every
+        |mu_i| + 64 sigma_i finite (``overflow_risk``; or ``write_params`` did and vouches for them),
+        so no sample can overflow: the distribution's scan for it, and its checks of the parameters
+        and of the popsize (checked when the strategy was built), are skipped.  The same draws either way.
         """
         p = self.distribution
-        if p._checked and isinstance(p, Normal) and p.learn_sigma and p.noise is None:
+        if isinstance(p, Normal) and p.learn_sigma and p.noise is None:  # checked: here or by _check_reach
             if (
                 type(p) is Normal
                 and isinstance(self.rng, np.random.Generator)
                 and p.mu.size * self.popsize <= SMALL_DRAW
             ):
-                # Normal._sample's draw for a small population: the same numbers, fewer calls
-                x = self.rng.standard_normal((self.popsize, p.dim), p.dtype)
-                x *= p.params["sigma"]
-                x += p.params["mu"]
+                # Normal._sample's draw for a small population: the same numbers, fewer calls; z is kept
+                # for the update (``_z``: never recovered from x, which loses it below mu's rounding step)
+                z = self.rng.standard_normal((self.popsize, p.dim), p.dtype)
+                x = z * p.sigma  # checked > 0 here unless write_params vouches for it
+                x += p.mu
+                self._z = z
                 return x
             return p._sample(self.popsize, self.rng)
         return p.sample(self.popsize, self.rng)
@@ -506,7 +511,7 @@ class Strategy:
         if best is not None:
             self.best = best
         self.estimate = estimate
-        self._population = None
+        self._population = self._z = None
         self.generation += 1
         self.evaluations += self.popsize
         self.failed += failed

@@ -16,9 +16,12 @@ with an exponential step for sigma so that it stays positive:
     \sigma \leftarrow \sigma \odot \exp\big(\tfrac{\eta_\sigma}{2} \nabla_\sigma\big)
 
 which is ``n * natural_gradient(Mean(shaping=nes_utilities).grad)``: natural mu = sigma sum_k (u_k/n) z_k,
-natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).  ``tell`` computes exactly that, with the
-estimator's own contraction and natural gradient but not its checks of values SNES made itself
-(``tests/test_small_loop.py``: bit for bit the estimator's path, and the closed form above to 1e-12).
+natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).  ``tell`` computes the closed form above on the
+z_k that ``ask`` drew (kept, not recovered from x: (x - mu) / sigma loses them once sigma is below mu's
+rounding step), with none of the estimator's checks of values SNES made itself; ``es.estimate`` is the
+estimator's, computed when read.  Rows told with ``x=`` and large populations (drawn in threaded blocks,
+no z kept) go through the estimator's contraction of x.  ``tests/test_small_loop.py``: the step is the
+estimator's to the rounding of the recovered z, at each of 200 generations.
 
 Defaults (the paper's): popsize n = 4 + floor(3 ln d), eta_mu = 1,
 eta_sigma = (3 + ln d) / (5 sqrt d).
@@ -112,6 +115,8 @@ class SNES(Strategy):
             return self._update_from_estimator(x, f)
         if not p._checked:
             check_params(p)  # parameters SNES did not write last (the user's, or changed by hand): named if bad
+        if x is self._population and self._z is not None:
+            return self._step_from_draws(f, self._z)
         mu, sigma = p.params["mu"], p.params["sigma"]
         w = nes_utilities_of_checked(f) / n  # Mean's weights: u_k / n
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
@@ -123,6 +128,42 @@ class SNES(Strategy):
             return self._update_from_estimator(x, f)  # which names the input that overflowed
         estimate = Estimate(float(np.add.reduce(w, axis=None, dtype=np.float64)), grad, w)  # value: mean of u_k
         return self._step(estimate)
+
+    def _step_from_draws(self, f: np.ndarray, z: np.ndarray) -> None:
+        """Algorithm 1's step on the draws z_k that ``ask`` kept, with the NES utilities u_k of the fitness f.
+
+        No gradient in sigma's units is formed (it overflows where sigma is subnormal; the step does not):
+        ``es.estimate`` is computed by the estimator from f, x and the parameters that drew x when it is read.
+        """
+        p = self.distribution
+        mu, sigma = p.params["mu"], p.params["sigma"]
+        u = nes_utilities_of_checked(f)
+        with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
+            grad_mu = u @ z  # sum_k u_k z_k
+            grad_sigma = u @ (z * z) - np.add.reduce(u)  # sum_k u_k (z_k^2 - 1)
+            new_mu = mu + self.lr_mu * (sigma * grad_mu)
+            new_sigma = sigma * np.exp((0.5 * self.lr_sigma) * grad_sigma)
+        told = (f, self._population, mu.copy(), sigma.copy())
+        write_params("SNES", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma")
+        self._told = told
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """The last tell's ``Mean(shaping=nes_utilities)`` estimate on the distribution that drew its samples.
+
+        After a step on the kept draws it is computed when read (its errors, e.g. a gradient beyond the
+        largest float where sigma is subnormal, are raised then).
+        """
+        told = self.__dict__.get("_told")
+        if told is not None:
+            f, x, mu, sigma = told
+            self._estimate = self.estimator(f, x, Normal(mu, sigma, learn_sigma=True))
+            self._told = None
+        return self.__dict__.get("_estimate")
+
+    @estimate.setter
+    def estimate(self, value: Estimate | None) -> None:
+        self._estimate = value  # tell's record of the step's estimate: None after a step on the kept draws
 
     def _update_from_estimator(self, x: Samples, f: np.ndarray) -> Estimate:
         """The same update through the estimator (its checks included)."""
@@ -137,4 +178,5 @@ class SNES(Strategy):
             new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
             new_sigma = sigma * np.exp(self.lr_sigma * n * natural["sigma"] / sigma)  # exp(eta/2 sum u_k (z^2 - 1))
         write_params("SNES", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma")
+        self._told = None
         return estimate
