@@ -484,7 +484,7 @@ class Strategy:
             i = int(score.argmax())
             if not np.isfinite(score[i]):
                 return None  # every evaluation failed
-        if self.best is not None and not self._better(float(raw[i]), self.best.fitness):
+        if self.best is not None and not self._better(raw.item(i), self.best.fitness):
             return None  # the usual case late in a run: no row to copy
         if isinstance(x, EncodedSamples):
             row = self._rows(x)[i]

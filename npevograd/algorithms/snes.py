@@ -139,8 +139,10 @@ class SNES(Strategy):
         mu, sigma = p.params["mu"], p.params["sigma"]
         u = nes_utilities_of_checked(f)
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
-            grad_mu = u @ z  # sum_k u_k z_k
-            grad_sigma = u @ (z * z) - np.add.reduce(u)  # sum_k u_k (z_k^2 - 1)
+            grad_mu = u.dot(z)  # sum_k u_k z_k (the method: a third of the matmul ufunc's overhead on 10 x 10)
+            squares_less_one = z * z
+            squares_less_one -= 1.0
+            grad_sigma = u.dot(squares_less_one)  # sum_k u_k (z_k^2 - 1)
             new_mu = mu + self.lr_mu * (sigma * grad_mu)
             new_sigma = sigma * np.exp((0.5 * self.lr_sigma) * grad_sigma)
         told = (f, self._population, mu.copy(), sigma.copy())
