@@ -421,6 +421,8 @@ class Strategy:
         samples = self._pending(x)
         raw = self._check_fitness(fitness)
         costs, failed = self._costs(samples, raw)
+        order = costs.argsort()
+        self._ranked = order, costs[order]  # ranked once: for the stop record and any rank-based update
         best = self._best_of(samples, raw)  # decoded before the update moves mu and sigma
         if self._initial_width is None:
             self._initial_width = float(self._widths().max())
@@ -428,7 +430,7 @@ class Strategy:
             estimate = self._update(samples, -costs)  # strategies maximise
         except SampleOverflow as err:
             self._overflow, estimate = str(err), None
-        self._commit(best, estimate, costs, failed)
+        self._commit(best, estimate, self._ranked[1], failed)
 
     def _check_fitness(self, fitness: object) -> np.ndarray:
         arr = as_float_array("fitness", fitness, finite=self.nan_policy == "raise")
@@ -506,8 +508,8 @@ class Strategy:
             raise ValueError(f"{name} must have shape {expected}, one value per row of ask(), got shape {arr.shape}")
         return arr
 
-    def _commit(self, best: Best | None, estimate: Estimate | None, costs: np.ndarray, failed: int = 0) -> None:
-        """After a successful update: remember the best and the estimate, count, record the costs for ``stop()``."""
+    def _commit(self, best: Best | None, estimate: Estimate | None, ordered: np.ndarray, failed: int = 0) -> None:
+        """After a successful update: remember the best and the estimate, count, record the sorted costs for ``stop()``."""
         if best is not None:
             self.best = best
         self.estimate = estimate
@@ -516,7 +518,7 @@ class Strategy:
         self.evaluations += self.popsize
         self.failed += failed
         self.failed_last = failed
-        self._stopping.record(costs, self.generation)
+        self._stopping.record(ordered, self.generation)
 
     def _update(self, x: Samples, f: np.ndarray) -> Estimate | None:
         raise NotImplementedError

@@ -38,7 +38,7 @@ from .._checks import RNGLike, all_finite, as_float_array, check_params
 from ..distributions import Normal
 from ..distributions._normal_contraction import weighted_deviations
 from ..estimators import Estimate, Mean, nes_utilities
-from ..estimators.shaping import nes_utilities_of_checked
+from ..estimators.shaping import nes_utilities_of_checked, nes_utilities_of_ranked
 from ..noise import EncodedSamples, NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
@@ -137,7 +137,7 @@ class SNES(Strategy):
         """
         p = self.distribution
         mu, sigma = p.params["mu"], p.params["sigma"]
-        u = nes_utilities_of_checked(f)
+        u = nes_utilities_of_ranked(f, *self._ranked)
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
             grad_mu = u.dot(z)  # sum_k u_k z_k (the method: a third of the matmul ufunc's overhead on 10 x 10)
             squares_less_one = z * z
