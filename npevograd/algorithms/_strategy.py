@@ -136,7 +136,7 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
         _check_written(owner, params, cast, rates)
     for name, value in cast.items():
         params[name][...] = value
-    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+    _WRITTEN.params = params if cast.keys() == params.keys() else None  # every parameter written: stamp them
 
 
 def _check_written(owner: str, params: dict[str, np.ndarray], cast: dict[str, np.ndarray], rates: str) -> None:
@@ -176,7 +176,7 @@ def _small_gaussian_fits(new: dict[str, np.ndarray]) -> bool:
     return min(sigmas) > 0 and sum(map(abs, mus)) + SAMPLE_REACH * sum(sigmas) < largest
 
 
-# What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
+# The params dict whose every entry write_params last wrote on this thread (else None): ``owning`` stamps it.
 _WRITTEN = threading.local()
 Method = TypeVar("Method", bound=Callable[..., Any])
 
@@ -203,7 +203,7 @@ def owning(method: Method) -> Method:
         finally:
             p._checked = False
         written, _WRITTEN.params = _WRITTEN.params, None
-        if written is not None and written is p.params and _WRITTEN.names == set(written):
+        if written is not None and written is p.params:
             p._stamp_params()
         return result
 
@@ -509,7 +509,7 @@ class Strategy:
         return arr
 
     def _commit(self, best: Best | None, estimate: Estimate | None, ordered: np.ndarray, failed: int = 0) -> None:
-        """After a successful update: remember the best and the estimate, count, record the sorted costs for ``stop()``."""
+        """After a successful update: keep the best and the estimate, count, record the sorted costs for ``stop()``."""
         if best is not None:
             self.best = best
         self.estimate = estimate
