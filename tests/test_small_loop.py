@@ -295,12 +295,10 @@ def test_a_subnormal_sigma_is_told_as_the_estimator_tells_it_without_a_warning(s
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
-def test_the_one_piece_contraction_and_draw_stay_where_the_distribution_takes_them_in_one_piece():
-    from npevograd.algorithms import _strategy, snes
+def test_the_one_piece_draw_stays_where_the_distribution_draws_in_one_piece():
+    from npevograd.algorithms import _strategy
     from npevograd.sampling import _blocks
 
-    assert snes.DIRECT_ENTRIES < _blocks.BLAS_THREADED_ENTRIES  # weighted_row_sums: one block, this thread
-    assert snes.DIRECT_ENTRIES * 8 <= _blocks.BLOCK_BYTES
     assert _strategy.SMALL_DRAW < _blocks.PARALLEL_MIN_ENTRIES  # normal_rows: one standard_normal call
 
 

@@ -42,26 +42,6 @@ from ..estimators.shaping import nes_utilities_of_checked, nes_utilities_of_rank
 from ..noise import EncodedSamples, NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
-# Populations of at most this many entries are contracted in one piece on this thread (``_weighted_score``),
-# as ``weighted_deviations`` contracts them (one block, no BLAS threads: ``tests/test_small_loop.py``).
-DIRECT_ENTRIES = 8192
-
-
-def _weighted_score(w: np.ndarray, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
-    """sum_k w_k score(x_k) for a diagonal Normal: sum_k w_k z_k / sigma and (sum_k w_k z_k^2 - sum_k w_k) / sigma.
-
-    ``weighted_deviations``'s arithmetic for one block (the same numbers), without its block machinery.
-    """
-    z = x - mu
-    z /= sigma  # z_k = (x_k - mu) / sigma
-    w_z = w @ z
-    np.multiply(z, z, out=z)
-    w_z2 = w @ z
-    grad = {"mu": w_z / sigma, "sigma": (w_z2 - np.add.reduce(w, axis=None)) / sigma}
-    if all_finite(grad["sigma"]):
-        return grad
-    return weighted_deviations(w, x, mu, sigma, True, False)  # sum_k w_k z_k^2 overflowed: its scaled rows
-
 
 def diagonal_sigma(mu: object, sigma: object) -> np.ndarray:
     """sigma as a (d,) array: a scalar repeated d times (d from mu, validated by the distribution)."""
@@ -107,8 +87,9 @@ class SNES(Strategy):
         """n * natural_gradient(Mean(shaping=nes_utilities)(f, x, p).grad): the estimator's arithmetic, not its checks.
 
         The fitness f and the samples x (``ask``'s, or validated by ``tell``) need none; the
-        parameters are checked unless SNES wrote them last (``_checked``).  The same calls as the
-        estimator makes, so the same numbers, bit for bit; encoded samples go through the estimator.
+        parameters are checked unless SNES wrote them last (``_checked``).  The draws ``ask`` kept
+        take the closed form (``_step_from_draws``); other rows the estimator's contraction, so the
+        same numbers, bit for bit; encoded samples go through the estimator.
         """
         p, n = self.distribution, self.popsize
         if isinstance(x, EncodedSamples):
@@ -120,10 +101,7 @@ class SNES(Strategy):
         mu, sigma = p.params["mu"], p.params["sigma"]
         w = nes_utilities_of_checked(f) / n  # Mean's weights: u_k / n
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-            if x.size <= DIRECT_ENTRIES:
-                grad = _weighted_score(w, x, mu, sigma)
-            else:  # in blocks, threaded: the contraction Normal.weighted_score makes
-                grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)
+            grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)  # the contraction of Normal.weighted_score
         if not (all_finite(grad["mu"]) and all_finite(grad["sigma"])):
             return self._update_from_estimator(x, f)  # which names the input that overflowed
         estimate = Estimate(float(np.add.reduce(w, axis=None, dtype=np.float64)), grad, w)  # value: mean of u_k
