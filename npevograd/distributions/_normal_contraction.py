@@ -9,8 +9,10 @@ r"""The contraction of ``Normal``'s score with per-sample weights, on an (n, d) 
 with :math:`z_i = (x_i - \mu) / \sigma` (isotropic sigma: summed over the coordinates,
 and :math:`d \sum_i w_i`).  With a fixed sigma the mu part is one product over x,
 ``(w @ x - sum(w) mu) / sigma^2`` (one BLAS product), wherever that is accurate; otherwise,
-and for a learned sigma, from blocks of z, x read once in blocks of rows in npevograd's
-threads (``_blocks.weighted_row_sums``).
+and for a learned sigma, x is read once in blocks of rows in npevograd's threads
+(``_blocks.weighted_row_sums``): the sums are taken over the deviations e = x - mu and divided by
+sigma (and sigma^2) after, where every product stays far from the subnormal numbers and from
+overflow (``_unscaled_fits``), else over the blocks of z.
 """
 
 from __future__ import annotations
@@ -41,10 +43,21 @@ def weighted_deviations(
         shortcut = w @ x - shift
         if _accurate(shortcut, shift):
             return {"mu": shortcut / sigma / sigma}
-    # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2) from blocks
-    # z_i = (x_i - mu) / sigma, one pass over x, scaled before the products (as in the encoded
-    # form, _normal_table): neither cancellation against mu nor under- or overflow of w eps or sigma^2.
-    w_z, w_z2 = weighted_row_sums(_scaled_rows(x, mu, sigma), n, d, np.result_type(w, x), w, w if learn_sigma else None)
+    # Otherwise, and for a learned sigma: sum_i w_i z_i (and sum_i w_i z_i^2), z_i = (x_i - mu) / sigma, from
+    # blocks of rows, one pass over x.  Where every product w_i e_ij^2 of the deviations e = x - mu stays clear
+    # of the dtype's subnormal and overflow ranges (_unscaled_fits), the sums are taken over e and divided by
+    # sigma after (d divisions instead of n d); otherwise over z, scaled before the products (as in the encoded
+    # form, _normal_table).  Neither cancels against mu.
+    dtype = np.result_type(w, x)
+    b = w if learn_sigma else None
+    w_z, w_z2 = None, None
+    if _unscaled_fits(w, sigma, n, dtype):
+        w_e, w_e2 = weighted_row_sums(_scaled_rows(x, mu), n, d, dtype, w, b)
+        if all_finite(w_e) and (w_e2 is None or all_finite(w_e2)):
+            w_z = w_e / sigma
+            w_z2 = None if w_e2 is None else w_e2 / sigma / sigma
+    if w_z is None:
+        w_z, w_z2 = weighted_row_sums(_scaled_rows(x, mu, sigma), n, d, dtype, w, b)
     grad = {"mu": w_z / sigma}
     if w_z2 is None:
         return grad
@@ -75,6 +88,30 @@ def _scaled_rows(x: np.ndarray, mu: np.ndarray, *divisors: np.ndarray) -> Callab
         return block
 
     return rows
+
+
+# The unscaled sums keep a margin of 2^UNSCALED_MARGIN above the subnormal numbers and below the largest float.
+UNSCALED_MARGIN = 48
+
+
+def _unscaled_fits(w: np.ndarray, sigma: np.ndarray, n: int, dtype: np.dtype) -> bool:
+    """Whether sum_i w_i e_ij and sum_i w_i e_ij^2, e = x - mu, are as accurate as the sums over z = e / sigma.
+
+    Every product there is the product over z times sigma_j (or sigma_j^2), so it is when the
+    products stay normal numbers with room to spare: the largest weight times the smallest sigma^2
+    at least 2^48 above the smallest subnormal, and n times the largest weight times (64 sigma)^2
+    (``SAMPLE_REACH`` rows) at least 2^48 below the largest float.
+    """
+    if w.size == 0 or dtype not in (np.float32, np.float64):
+        return False
+    info = np.finfo(dtype)
+    largest_w = float(np.max(np.abs(w)))
+    lo, hi = float(np.min(sigma)), float(np.max(sigma))
+    margin = 2.0**UNSCALED_MARGIN
+    return bool(
+        largest_w * lo * lo >= float(info.smallest_subnormal) * margin * n
+        and n * largest_w * (64.0 * hi) * (64.0 * hi) * margin <= float(info.max)
+    )
 
 
 def _accurate(shortcut: np.ndarray, shift: np.ndarray) -> bool:

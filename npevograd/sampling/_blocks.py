@@ -292,12 +292,15 @@ def weighted_row_sums(
     with blas_in_blocks(plan) as product:
 
         def group_sums(_: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray | None]:
-            sum_a, sum_b = _block_sums(rows_of, *blocks[first], a, b, product)
-            for start, stop in blocks[first + 1 : last]:
-                more_a, more_b = _block_sums(rows_of, start, stop, a, b, product)
-                sum_a += more_a
-                if sum_b is not None and more_b is not None:
-                    sum_b += more_b
+            # an overflow is the caller's to check (its sums are scanned): no warning from any thread, whose
+            # np.errstate is its own (a helper thread does not inherit the caller's)
+            with np.errstate(over="ignore", invalid="ignore"):
+                sum_a, sum_b = _block_sums(rows_of, *blocks[first], a, b, product)
+                for start, stop in blocks[first + 1 : last]:
+                    more_a, more_b = _block_sums(rows_of, start, stop, a, b, product)
+                    sum_a += more_a
+                    if sum_b is not None and more_b is not None:
+                        sum_b += more_b
             return sum_a, sum_b
 
         sums = map_blocks(group_sums, groups, plan)
