@@ -49,7 +49,7 @@ import numpy as np
 from .._checks import RNGLike, as_dtype, as_float_array, check_finite, check_params, float_dtype, sample_rows
 from ..sampling import standard_normal
 from ._base import Distribution, Grad, beyond_limit
-from .multivariate import MultivariateNormal, _solve_lower
+from .multivariate import MultivariateNormal, _solve_lower, checked_gram, checked_natural
 
 
 def is_lower_triangular(A: np.ndarray) -> bool:
@@ -122,15 +122,7 @@ class FactorNormal(Distribution):
     @property
     def covariance(self) -> np.ndarray:
         """Sigma = A A^T, shape (d, d); a ValueError naming the factor if it overflows the dtype."""
-        A = self.factor
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            covariance = A @ A.T
-        if not np.isfinite(covariance).all():
-            raise ValueError(
-                f"the covariance factor @ factor.T overflows {A.dtype} (largest |factor| "
-                f"{float(np.max(np.abs(A))):.4g}); rescale the factor (samples and scores use A itself)"
-            )
-        return covariance
+        return checked_gram(self.factor, "factor", "A")
 
     def multivariate_normal(self, learn_scale: bool = True) -> MultivariateNormal:
         """The same distribution as a ``MultivariateNormal(mu, scale_tril)`` (new arrays)."""
@@ -211,13 +203,7 @@ class FactorNormal(Distribution):
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             local = A.T @ grad["factor"]  # g_B, the gradient in local coordinates
             natural = {"mu": A @ (A.T @ grad["mu"]), "factor": A @ ((local + local.T) / 4)}
-        for name, value in natural.items():
-            if not np.isfinite(value).all():
-                raise ValueError(
-                    f"the natural gradient of grad[{name!r}] overflows {value.dtype} (largest |grad| "
-                    f"{float(np.max(np.abs(grad[name])))}, largest |factor| {float(np.max(np.abs(A)))})"
-                )
-        return {name: g.astype(self.dtype, copy=False) for name, g in natural.items()}
+        return checked_natural(natural, grad, "factor", A)
 
 
 def _lu(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
