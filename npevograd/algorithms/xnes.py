@@ -88,7 +88,7 @@ from ..distributions import MultivariateNormal, Normal
 from ..distributions.factor import FactorNormal
 from ..estimators import Estimate, Mean, nes_utilities
 from ..sampling import standard_normal
-from ._strategy import Samples, Strategy, default_popsize, overflow_risk, positive
+from ._strategy import SAMPLE_REACH, Samples, Strategy, default_popsize, overflow_risk, positive
 
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: beyond it the factor's update overflows float64
 
@@ -292,9 +292,17 @@ class XNES(Strategy):
         return x.copy()
 
     def _check_reach(self) -> None:
-        """The run layer's overflow check (``overflow_risk``) on A itself: |(A z)_j| <= max|z| sum_k |A_jk|."""
+        """The run layer's overflow check (``overflow_risk``) on A itself: |(A z)_j| <= max|z| sum_k |A_jk|.
+
+        The full factor's row sums (a d x d temporary) only when the cheaper bound d max|A_jk| does not clear it.
+        """
         if self._overflow is not None:
             raise ValueError(f"XNES has stopped (es.stop() -> 'overflow'): {self._overflow}")
+        if not self.separable:
+            A, mu = self._A, self._mu
+            largest = float(np.max(np.abs([A.max(), A.min(), mu.max(), mu.min()])))  # NaN stays NaN: not cleared
+            if largest * (1 + SAMPLE_REACH * self.dim) < float(np.finfo(mu.dtype).max):
+                return
         with np.errstate(over="ignore"):
             spread = np.abs(self._A) if self.separable else np.abs(self._A).sum(axis=1)
         risk = overflow_risk({"mu": self._mu, "sigma": spread})
