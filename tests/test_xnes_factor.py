@@ -208,3 +208,38 @@ def test_an_old_pickled_xnes_continues_with_the_paper_update():
     assert_close_to(es.mean, mu, 1e-12)
     assert_close_to(es.distribution.params["factor"], A, 1e-12)
     assert es.generation == 6 and es.estimate is not None
+
+
+def _lower_factor_pickle() -> tuple[dict, dict]:
+    """tests/data/xnes_lower_factor.pickle (tests/data/generate_xnes_lower_factor_pickle.py, on the code of L)."""
+    stored = pickle.loads((Path(__file__).parent / "data" / "xnes_lower_factor.pickle").read_bytes())
+    return pickle.loads(stored["objects"]), stored
+
+
+def test_an_xnes_pickled_with_a_lower_factor_keeps_its_pending_estimate():
+    """The estimate pickled unread (the told MultivariateNormal) is the one the old code read: value, weights and
+    the mean gradient (the same in every parametrisation of the distribution)."""
+    objects, stored = _lower_factor_pickle()
+    assert isinstance(objects["told"].distribution, FactorNormal)
+    assert isinstance(objects["separable"].distribution, ng.Normal)
+    for name in ("told", "separable"):
+        value, weights, grad_mu = stored["estimates"][name]
+        estimate = objects[name].estimate
+        assert estimate.value == pytest.approx(value, rel=1e-14)
+        np.testing.assert_array_equal(estimate.weights, weights)
+        np.testing.assert_allclose(estimate.grad["mu"], grad_mu, rtol=1e-10)
+
+
+def test_an_xnes_pickled_between_ask_and_tell_tells_its_kept_population():
+    """The pickled population (its z kept, y recomputed as the old ask's z L^T) takes the paper's step."""
+    objects, stored = _lower_factor_pickle()
+    es = objects["asked"]
+    mu, A = es.mean, es.distribution.params["factor"].copy()
+    x = stored["population"]
+    f = -np.sum(np.arange(1, 5) * (x - 0.25) ** 2, axis=1)
+    z = np.linalg.solve(A, (x - mu).T).T
+    expected_mu, expected_A = dense_step(mu, A, z, f, es.lr_mu, es.lr_sigma, es.lr_B)
+    es.tell(f)
+    assert_close_to(es.mean, expected_mu, 1e-12)
+    assert_close_to(es.distribution.params["factor"], expected_A, 1e-12)
+    assert es.sigma == pytest.approx(abs(np.linalg.det(expected_A)) ** (1 / 4), rel=1e-12)
