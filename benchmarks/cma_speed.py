@@ -206,7 +206,8 @@ def xnes_pieces(d: int, repeats: int) -> dict[str, float]:
     """The median ms of each piece of one XNES generation (the full factor A, after 20 generations turned it).
 
     The pieces, as ``XNES.ask``/``_update``/``_full_step`` run them: sampling (z, y = z A^T, x = mu + y),
-    ranking (the NES utilities), X = W Z Z^T with the 2n x 2n ``expm_taylor`` for phi(X), phi(X) W Z, the
+    ranking (the NES utilities), X = W Z Z^T with the 2n x 2n ``expm_taylor`` for phi(X), phi(X) W Z, A Z^T
+    (timed for comparison only: the update reuses the sampling's Y = Z A^T), the
     rank-n ``dgemm`` s (A + Y^T phi W Z), the finiteness pass over the new A, the condition bound (eigenvalues
     of the n x n X), the mean step Y^T u; and the whole ask + tell for comparison.
     """
@@ -243,6 +244,7 @@ def xnes_pieces(d: int, repeats: int) -> dict[str, float]:
         "ranking": lambda: es.estimator.weights(f, n),
         "n x n exp (X, phi)": exponential,
         "phi W Z": lambda: (phi * w_diag[None, :]) @ z,
+        "A Z^T (not run: the kept Y^T)": lambda: A @ z.T,
         "rank-n dgemm (new A)": lambda: _blas("dgemm")(0.99, right, y, beta=0.99, c=A.T, trans_a=1),
         "finiteness of new A": lambda: all_finite(new_A),
         "condition bound (eigvals of X)": lambda: np.linalg.eigvals(x_small),

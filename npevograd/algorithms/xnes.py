@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -183,6 +183,11 @@ class XNES(Strategy):
         return self.distribution.params["mu"]
 
     @property
+    def _full(self) -> FactorNormal:
+        """The distribution of the full factor (not ``separable``)."""
+        return cast(FactorNormal, self.distribution)
+
+    @property
     def _A(self) -> np.ndarray:
         """The factor: A (``params["factor"]``), or the diagonal (``params["sigma"]``)."""
         return self.distribution.params["sigma" if self.separable else "factor"]
@@ -245,7 +250,7 @@ class XNES(Strategy):
         """log |det A| from A itself (the diagonal while A is triangular, else LU: O(d^3))."""
         if self.separable:
             return float(np.log(self._A).sum())
-        return self.distribution.log_abs_det()
+        return self._full.log_abs_det()
 
     def _widths(self) -> np.ndarray:
         if self.separable:
@@ -285,7 +290,7 @@ class XNES(Strategy):
             z = standard_normal(self.rng, (self.popsize, self.dim), self._mu.dtype)
             y, x = None, self._mu + z * self._A
         else:
-            z, y, x = self.distribution.draw(self.popsize, self.rng)
+            z, y, x = self._full.draw(self.popsize, self.rng)
         self._z, self._y, self._population = z, y, x
         if self.bounds is not None:
             return self.bounds.repair(x)
@@ -319,7 +324,7 @@ class XNES(Strategy):
             return z, y
         if self.separable:
             return ((x - self._mu) / self._A).astype(self._mu.dtype, copy=False), None
-        return self.distribution.whiten(x), (x - self._mu).astype(self._mu.dtype, copy=False)
+        return self._full.whiten(x), (x - self._mu).astype(self._mu.dtype, copy=False)
 
     def _update(self, x: Samples, f: np.ndarray) -> None:
         n, d = self.popsize, self.dim
@@ -340,7 +345,9 @@ class XNES(Strategy):
                 spread = 2 * float(exponent.max() - exponent.min()) if ok else math.inf  # of log cond(A^2)
             else:
                 new_mu = self._mu + self.lr_mu * (u @ y)  # A G_xi = sum_k u_k A z_k
-                new_A, spread, log_det_step = self._full_step(A, z, y, u, u_sum, g_sigma, squared_norms)
+                new_A, spread, log_det_step = self._full_step(
+                    A, z, cast(np.ndarray, y), u, u_sum, g_sigma, squared_norms
+                )
                 new_log_det = self._log_det + log_det_step
             # in the parameters' dtype (float32 overflows there first); one finiteness pass over the new factor
             new_A = new_A.astype(A.dtype, copy=False)

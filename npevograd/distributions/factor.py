@@ -43,6 +43,7 @@ solve when A is lower triangular, else by LU with partial pivoting (O(d^3) per c
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def lower_factor(A: np.ndarray) -> np.ndarray:
     """The lower-triangular L with a positive diagonal and L L^T = A A^T (a new array)."""
     if is_lower_triangular(A) and np.all(np.diagonal(A) > 0):
         return np.tril(A)
-    R = np.linalg.qr(A.T.astype(np.float64, copy=False), mode="r")  # A^T = Q R: A A^T = R^T R
+    R = cast(np.ndarray, np.linalg.qr(A.T.astype(np.float64, copy=False), mode="r"))  # A^T = Q R: A A^T = R^T R
     L = R.T * np.sign(np.diagonal(R))  # column j times sign(R_jj): L L^T unchanged, diagonal |R_jj| > 0
     return L.astype(A.dtype, copy=False)
 
