@@ -3,7 +3,7 @@ r"""xNES: exponential natural evolution strategy (Glasmachers, Schaul, Sun, Wier
 "Exponential natural evolution strategies", GECCO 2010, Algorithm 1; also
 Wierstra et al. 2014, JMLR 15, section 4.
 
-Distribution: ``FactorNormal(mu, A)`` (``npevograd.distributions.factor``), x_k = mu + A z_k with the paper's
+Distribution: ``FactorNormal(mu, A)`` (``npevograd.distributions.factor``), x_k = mu + A eps_k with the paper's
 full factor A = sigma B, det B = 1, not triangular.  Estimator: ``Mean(shaping=nes_utilities)`` (its weights
 times n are the NES utilities u_k).  Update: the natural gradient in local coordinates
 :math:`\mu = \mu_0 + A\xi`, :math:`A = A_0 \exp(M/2)`, M symmetric, where the
@@ -11,7 +11,7 @@ Fisher information is the identity, followed by the exponential map:
 
 .. math::
 
-    G_\xi = \sum_k u_k z_k, \qquad G_M = \sum_k u_k (z_k z_k^\top - I)
+    G_\xi = \sum_k u_k \epsilon_k, \qquad G_M = \sum_k u_k (\epsilon_k \epsilon_k^\top - I)
 
     G_\sigma = \operatorname{tr}(G_M)/d, \qquad G_B = G_M - G_\sigma I
 
@@ -23,31 +23,31 @@ Fisher information is the identity, followed by the exponential map:
 ``scale_tril`` (the lower-triangular factor of the same covariance :math:`A A^\top`, from a QR of
 :math:`A^\top`), ``covariance``, ``log_prob`` and ``whiten`` are computed from A when read.
 
-The z_k are the ones ``ask`` drew, and so are the y_k = A z_k (kept, never recovered from x: solving
-A z = x - mu loses them once sigma is below the rounding step of mu or A is ill-conditioned, issue 25); samples
+The eps_k are the ones ``ask`` drew, and so are the y_k = A eps_k (kept, never recovered from x: solving
+A eps = x - mu loses them once sigma is below the rounding step of mu or A is ill-conditioned, issue 25); samples
 told with ``x=`` are whitened by ``FactorNormal.whiten`` (a triangular solve while A is triangular, else LU).
 
-The new A costs O(n d^2): no dense ``expm``, no Cholesky, no triangular product.  With Z the (n, d) matrix of
-the z_k, :math:`W = \operatorname{diag}(\eta_B u / 2)` and :math:`P = Z^\top W Z` (rank n),
+The new A costs O(n d^2): no dense ``expm``, no Cholesky, no triangular product.  With E the (n, d) matrix of
+the eps_k, :math:`W = \operatorname{diag}(\eta_B u / 2)` and :math:`P = E^\top W E` (rank n),
 :math:`\tfrac{\eta_B}{2} G_B = P - c I` with :math:`c = \tfrac{\eta_B}{2}(\sum_k u_k + G_\sigma)`, so
 :math:`A \leftarrow s A \exp(P)` with :math:`s = e^{\eta_\sigma G_\sigma / 2 - c}`; and since
-:math:`P^j = Z^\top (W Z Z^\top)^{j-1} W Z`,
+:math:`P^j = E^\top (W E E^\top)^{j-1} W E`,
 
 .. math::
 
-    \exp(P) = I + Z^\top \big(\varphi(W Z Z^\top) W\big) Z, \qquad
+    \exp(P) = I + E^\top \big(\varphi(W E E^\top) W\big) E, \qquad
     \varphi(X) = \sum_{j \ge 0} \frac{X^j}{(j + 1)!}
 
 with :math:`\varphi(X)` of the n x n matrix the upper-right block of the exponential of ``[[X, I], [0, 0]]``
 (Higham 2008, section 10.7.4; ``expm_taylor``: scaling and squaring with a Taylor polynomial, a few
 2n x 2n products, where scipy's Pade ``expm`` costs milliseconds per call at n = 8).  With
-:math:`Y = Z A^\top` the kept :math:`y_k`, the new factor is one rank-n product added to A (one ``dgemm``):
+:math:`Y = E A^\top` the kept :math:`y_k`, the new factor is one rank-n product added to A (one ``dgemm``):
 
 .. math::
 
-    A \leftarrow s \big(A + Y^\top (\varphi(W Z Z^\top) W Z)\big), \qquad
+    A \leftarrow s \big(A + Y^\top (\varphi(W E E^\top) W E)\big), \qquad
     \mu \leftarrow \mu + \eta_\mu Y^\top u, \qquad
-    \log\lvert\det A\rvert \leftarrow \log\lvert\det A\rvert + d \log s + \textstyle\sum_k W_{kk} \|z_k\|^2
+    \log\lvert\det A\rvert \leftarrow \log\lvert\det A\rvert + d \log s + \textstyle\sum_k W_{kk} \|\epsilon_k\|^2
 
 (:math:`\det \exp(P) = e^{\operatorname{tr} P}`: sigma = |det A|^(1/d) is carried along, not recomputed).
 The new factor replaces ``params["factor"]`` (a new array of the same shape and dtype, as the params rule
@@ -55,7 +55,7 @@ allows; read it from ``params`` after each ``tell``); the old one is kept for ``
 on the distribution that drew the samples (its gradient in ``mu`` and ``factor``), computed when read.
 ``tolconditioncov`` keeps an upper bound of cond(A A^T) (it grows by at most
 :math:`e^{2(\lambda_{\max} - \lambda_{\min})}` of P, whose nonzero eigenvalues are those of the n x n
-:math:`W Z Z^\top`) and computes the singular values of A, O(d^3), only when the bound passes the threshold.
+:math:`W E E^\top`) and computes the singular values of A, O(d^3), only when the bound passes the threshold.
 
 ``separable=True`` keeps only a diagonal factor (no rotation is learnt; O(d) memory): the distribution is
 ``Normal(mu, sigma (d,), learn_sigma=True)`` and the update multiplies sigma_j by

@@ -1,30 +1,30 @@
-r"""``FactorNormal``: the Gaussian N(mu, A A^T) drawn as x = mu + A z with a general square factor A.
+r"""``FactorNormal``: the Gaussian N(mu, A A^T) drawn as x = mu + A eps with a general square factor A.
 
 A is any nonsingular (d, d) matrix, not necessarily triangular: XNES keeps its natural factor,
 :math:`A \leftarrow s A \exp(P)`, and this distribution draws with that A, so ``sample`` with a copy of a
 strategy's rng returns the rows its ``ask`` returns (as CMA-ES's ``EigenGaussian`` does with B D).
-With the whitened sample :math:`z = A^{-1}(x - \mu)` (the standard normal draw x was made from):
+With the whitened sample :math:`\epsilon = A^{-1}(x - \mu)` (the standard normal draw x was made from):
 
 .. math::
 
-    \log p(x) = -\tfrac12 \|z\|^2 - \log|\det A| - \tfrac{d}{2}\log 2\pi
+    \log p(x) = -\tfrac12 \|\epsilon\|^2 - \log|\det A| - \tfrac{d}{2}\log 2\pi
 
 Score, every entry of A a parameter (A and A Q, Q orthogonal, are the same distribution).  From
-:math:`dz = -A^{-1}\,dA\,z` and :math:`d \log|\det A| = \operatorname{tr}(A^{-1} dA)`:
+:math:`d\epsilon = -A^{-1}\,dA\,\epsilon` and :math:`d \log|\det A| = \operatorname{tr}(A^{-1} dA)`:
 
 .. math::
 
-    \partial_\mu \log p = A^{-\top} z, \qquad \partial_A \log p = A^{-\top}(z z^\top - I)
+    \partial_\mu \log p = A^{-\top} \epsilon, \qquad \partial_A \log p = A^{-\top}(\epsilon \epsilon^\top - I)
 
-and weighted over a sample, with :math:`C = \sum_i w_i z_i z_i^\top`:
-:math:`A^{-\top} \sum_i w_i z_i` and :math:`A^{-\top}(C - \sum_i w_i I)`.
+and weighted over a sample, with :math:`C = \sum_i w_i \epsilon_i \epsilon_i^\top`:
+:math:`A^{-\top} \sum_i w_i \epsilon_i` and :math:`A^{-\top}(C - \sum_i w_i I)`.
 
 Natural gradient, in the local coordinates :math:`\mu = \mu_0 + A_0 \xi`, :math:`A = A_0 (I + B)`, B any (d, d)
-matrix: the score is :math:`\partial_\xi = z`, :math:`\partial_B = z z^\top - I`, and since
-:math:`E[(z^\top B z - \operatorname{tr}B)(z z^\top - I)] = B + B^\top` the Fisher information maps B to
-:math:`2 \operatorname{sym}(B)`, :math:`\operatorname{sym}(B) = (B + B^\top)/2`: singular on the antisymmetric
-B (the rotations A -> A Q that leave the distribution as it is).  Its pseudo-inverse halves the symmetric
-part; pulled back (:math:`g_\xi = A^\top g_\mu`, :math:`g_B = A^\top g_A`) and pushed forward:
+matrix: the score is :math:`\partial_\xi = \epsilon`, :math:`\partial_B = \epsilon \epsilon^\top - I`, and since
+:math:`E[(\epsilon^\top B \epsilon - \operatorname{tr}B)(\epsilon \epsilon^\top - I)] = B + B^\top` the Fisher
+information maps B to :math:`2 \operatorname{sym}(B)`, :math:`\operatorname{sym}(B) = (B + B^\top)/2`: singular on
+the antisymmetric B (the rotations A -> A Q that leave the distribution as it is).  Its pseudo-inverse halves
+the symmetric part; pulled back (:math:`g_\xi = A^\top g_\mu`, :math:`g_B = A^\top g_A`) and pushed forward:
 
 .. math::
 
