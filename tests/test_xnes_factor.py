@@ -243,3 +243,19 @@ def test_an_xnes_pickled_between_ask_and_tell_tells_its_kept_population():
     assert_close_to(es.mean, expected_mu, 1e-12)
     assert_close_to(es.distribution.params["factor"], expected_A, 1e-12)
     assert es.sigma == pytest.approx(abs(np.linalg.det(expected_A)) ** (1 / 4), rel=1e-12)
+
+
+def test_sigma_follows_a_factor_replaced_by_hand():
+    """params["factor"] may be replaced by an array of the same shape (the params rule): sigma, carried along by
+    the updates, is then |det A|^(1/d) of the new factor, and the next update starts from it."""
+    es = XNES(np.zeros(3), 1.0, rng=0)
+    es.tell(ellipsoid(es.ask()))
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    es.distribution.params["factor"] = 2.0 * rotation
+    assert es.sigma == pytest.approx(2.0, rel=1e-14)
+    mu, A = es.mean, es.distribution.params["factor"].copy()
+    x = es.ask()
+    f = ellipsoid(x)
+    es.tell(f)
+    expected_A = dense_step(mu, A, np.linalg.solve(A, (x - mu).T).T, f, es.lr_mu, es.lr_sigma, es.lr_B)[1]
+    assert es.sigma == pytest.approx(abs(np.linalg.det(expected_A)) ** (1 / 3), rel=1e-12)

@@ -172,7 +172,8 @@ class XNES(Strategy):
         self.lr_B = positive("lr_B", default_lr if lr_B is None else lr_B)
         self.estimator = Mean(shaping=nes_utilities)
         self._log_cond = self._exact_log_cond()  # an upper bound of log cond(A A^T)
-        self._log_det = self._exact_log_det()  # log |det A|, carried along by each update
+        self._log_det = self._exact_log_det()  # log |det A| of the array _log_det_of, carried along by each update
+        self._log_det_of = self._A
         self._z: np.ndarray | None = None  # the last ask's z and y = A z (full factor)
         self._y: np.ndarray | None = None
         self._told: tuple[Any, ...] | None = None  # what the last estimate is computed from, when it is read
@@ -212,6 +213,7 @@ class XNES(Strategy):
         super().__setstate__(state)
         if "_log_det" not in state:
             self._log_det = self._exact_log_det()
+            self._log_det_of = self._A
 
     @property
     def estimate(self) -> Estimate | None:
@@ -244,7 +246,13 @@ class XNES(Strategy):
         """The step size sigma = |det A|^(1/d) (separable: the geometric mean of the diagonal)."""
         if self.separable:
             return float(np.exp(np.mean(np.log(self._A))))
-        return math.exp(self._log_det / self.dim)
+        return math.exp(self._current_log_det() / self.dim)
+
+    def _current_log_det(self) -> float:
+        """log |det A|: the carried value, or A's own when params["factor"] was replaced since (by hand)."""
+        if self._A is not self._log_det_of:
+            self._log_det, self._log_det_of = self._exact_log_det(), self._A
+        return self._log_det
 
     def _exact_log_det(self) -> float:
         """log |det A| from A itself (the diagonal while A is triangular, else LU: O(d^3))."""
@@ -348,7 +356,7 @@ class XNES(Strategy):
                 new_A, spread, log_det_step = self._full_step(
                     A, z, cast(np.ndarray, y), u, u_sum, g_sigma, squared_norms
                 )
-                new_log_det = self._log_det + log_det_step
+                new_log_det = self._current_log_det() + log_det_step
             # in the parameters' dtype (float32 overflows there first); one finiteness pass over the new factor
             new_A = new_A.astype(A.dtype, copy=False)
             new_mu = new_mu.astype(self._mu.dtype, copy=False)
@@ -370,7 +378,7 @@ class XNES(Strategy):
         else:  # the old A stays as it is, for the estimate: the new one replaces it in params
             told_A = A
             self.distribution.params["factor"] = new_A
-            self._log_det = new_log_det
+            self._log_det, self._log_det_of = new_log_det, new_A
         self._log_cond += spread
         self._z = self._y = None
         self._told = (f, x if x is self._population else x.copy(), told_mu, told_A)  # the estimate, when read
