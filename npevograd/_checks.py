@@ -23,10 +23,7 @@ def as_rng(rng: RNGLike) -> np.random.Generator | np.random.RandomState:
         if rng is not None and rng < 0:
             raise ValueError(f"rng as an int seed must be >= 0, got {rng}")
         return np.random.default_rng(rng)
-    raise TypeError(
-        "rng must be a numpy Generator, RandomState, int seed or None, "
-        f"got {type(rng).__name__}"
-    )
+    raise TypeError(f"rng must be a numpy Generator, RandomState, int seed or None, got {type(rng).__name__}")
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -37,9 +34,7 @@ def float_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def as_float_array(
-    name: str, a: object, dtype: np.dtype | None = None, finite: bool = True
-) -> np.ndarray:
+def as_float_array(name: str, a: object, dtype: np.dtype | None = None, finite: bool = True) -> np.ndarray:
     """``a`` as a floating array (float64 unless given float32), no copy when possible.
 
     With ``finite=False`` the O(size) finiteness scan is left to the caller, who
@@ -62,9 +57,7 @@ def _as_float(name: str, a: object, dtype: np.dtype | None) -> np.ndarray:
         arr = np.asarray(a)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}") from err
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -233,14 +226,9 @@ def per_sample(name: str, values: object, n: int, max_ndim: int | None = None) -
     """Validate an array whose first axis runs over the ``n`` samples."""
     arr = as_float_array(name, values)
     if arr.ndim == 0 or arr.shape[0] != n:
-        raise ValueError(
-            f"{name} has shape {arr.shape} but x has {n} samples; "
-            f"expected {name} of shape ({n}, ...)"
-        )
+        raise ValueError(f"{name} has shape {arr.shape} but x has {n} samples; expected {name} of shape ({n}, ...)")
     if max_ndim is not None and arr.ndim > max_ndim:
-        raise ValueError(
-            f"{name} must have at most {max_ndim} dimension(s), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name} must have at most {max_ndim} dimension(s), got shape {arr.shape}")
     return arr
 
 

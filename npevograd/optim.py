@@ -79,8 +79,7 @@ class Optimizer:
             params = p_or_params
         else:
             raise TypeError(
-                "p_or_params must be an npevograd Distribution or a dict of arrays, "
-                f"got {type(p_or_params).__name__}"
+                f"p_or_params must be an npevograd Distribution or a dict of arrays, got {type(p_or_params).__name__}"
             )
         if not params:
             raise ValueError("p_or_params has no parameters to optimize")
@@ -104,9 +103,7 @@ class Optimizer:
         for name, value in self.params.items():
             if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
                 got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
-                raise TypeError(
-                    f"params[{name!r}] must be a floating numpy array (updated in place), got {got}"
-                )
+                raise TypeError(f"params[{name!r}] must be a floating numpy array (updated in place), got {got}")
             if value.shape != self._shapes[name]:
                 raise ValueError(
                     f"params[{name!r}] has shape {value.shape}, expected {self._shapes[name]} "

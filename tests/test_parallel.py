@@ -163,6 +163,21 @@ def test_evaluation_feeds_the_estimators(p):
     )
 
 
+def test_given_samples_are_evaluated_instead_of_a_draw(p, pool):
+    """samples=: a population drawn elsewhere (a strategy's ask), rows or encoded, evaluated as it is."""
+    encoded = p.sample(N, np.random.default_rng(5), encode=True)
+    result = evaluate(sphere, p, N, samples=encoded, executor=pool, batch_size=7)
+    assert result.samples is encoded
+    np.testing.assert_array_equal(result.fitness, sphere(p.decode(encoded)))
+    q = ng.Normal(np.zeros(3), 1.0)
+    rows = q.sample(N, np.random.default_rng(6))
+    np.testing.assert_array_equal(evaluate(sphere, q, N, samples=rows).fitness, sphere(rows))
+    with pytest.raises(ValueError, match=f"samples must hold n = {N + 1} samples, got {N}"):
+        evaluate(sphere, q, N + 1, samples=rows)
+    with pytest.raises(TypeError, match="samples of a distribution with a noise table must be EncodedSamples"):
+        evaluate(sphere, p, N, samples=p.decode(encoded))
+
+
 # --- identical on every executor ------------------------------------------------------------------
 
 

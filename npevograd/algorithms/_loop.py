@@ -120,12 +120,13 @@ def drive(
     stopped_by_callback = False
     while True:
         es: Strategy = getattr(runner, "strategy", runner)  # the current run of a Restarts
-        es._check_reach()  # as ask() would: no samples that could overflow
+        encode = getattr(es.distribution, "noise", None) is not None  # workers rebuild the rows from the table
+        population = es.ask(encode=encode)  # the ask/tell loop's own draw (with bounds: repaired into the box)
         wrapped = PopulationFitness(fitness, es.bounds)
         batch = None if executor is not None else es.popsize  # in this process: one call per generation
-        evaluation = evaluate(wrapped, es.distribution, es.popsize, es.rng, executor, batch_size=batch)
+        evaluation = evaluate(wrapped, es.distribution, es.popsize, None, executor, batch, samples=population)
         values, failed = evaluation.fitness[:, 0], evaluation.fitness[:, 1] > 0
-        runner.tell(np.where(failed, np.nan, values), x=evaluation.samples)
+        runner.tell(np.where(failed, np.nan, values))
         finished = bool(runner.stop())
         progress.line(es, runner, last=finished or getattr(runner, "strategy", es) is not es)
         if callback is not None and callback(es) is True:

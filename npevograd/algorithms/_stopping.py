@@ -100,12 +100,11 @@ class Stopping:
         self.best_generation = 0  # the generation that found the best cost so far
         self.best_cost = math.inf
 
-    def record(self, costs: np.ndarray, generation: int) -> None:
-        """Take the costs of generation ``generation`` (1 for the first tell); finite, lower is better."""
-        ordered = np.sort(costs)
+    def record(self, ordered: np.ndarray, generation: int) -> None:
+        """Take the costs of generation ``generation`` (1 for the first tell), sorted; finite, lower is better."""
         # the best, the cost at rank 0.75 popsize and the worst, as Python floats: the range of costs
         # near +-1.7e308 is inf without a warning (wide, as it should read)
-        best, quartile, worst = ordered[[0, int(0.75 * len(ordered)), -1]].tolist()
+        best, quartile, worst = ordered.item(0), ordered.item(int(0.75 * len(ordered))), ordered.item(-1)
         self.cost_range = worst - best
         self.recent_best.appendleft(best)
         if generation % 5 == 0:

@@ -136,7 +136,7 @@ def write_params(owner: str, params: dict[str, np.ndarray], new: dict[str, np.nd
         _check_written(owner, params, cast, rates)
     for name, value in cast.items():
         params[name][...] = value
-    _WRITTEN.params, _WRITTEN.names = params, set(cast)
+    _WRITTEN.params = params if cast.keys() == params.keys() else None  # every parameter written: stamp them
 
 
 def _check_written(owner: str, params: dict[str, np.ndarray], cast: dict[str, np.ndarray], rates: str) -> None:
@@ -176,7 +176,7 @@ def _small_gaussian_fits(new: dict[str, np.ndarray]) -> bool:
     return min(sigmas) > 0 and sum(map(abs, mus)) + SAMPLE_REACH * sum(sigmas) < largest
 
 
-# What write_params last wrote on this thread (the dict and the names): ``owning`` stamps it.
+# The params dict whose every entry write_params last wrote on this thread (else None): ``owning`` stamps it.
 _WRITTEN = threading.local()
 Method = TypeVar("Method", bound=Callable[..., Any])
 
@@ -203,7 +203,7 @@ def owning(method: Method) -> Method:
         finally:
             p._checked = False
         written, _WRITTEN.params = _WRITTEN.params, None
-        if written is not None and written is p.params and _WRITTEN.names == set(written):
+        if written is not None and written is p.params:
             p._stamp_params()
         return result
 
@@ -280,12 +280,14 @@ class Strategy:
         self.estimate: Estimate | None = None  # the last tell's gradient estimate
         self._initial_width: float | None = None
         self._population: Samples | None = None
+        self._z: np.ndarray | None = None  # the standard draws behind ``_population``, when ``_draw`` kept them
         self._overflow: str | None = None  # why the last update was not written (its samples could overflow)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Pickles made before the run layer lack its state: it starts as a new run's would."""
         self.__dict__.update(state)
         self.__dict__.setdefault("_overflow", None)
+        self.__dict__.setdefault("_z", None)
         if "_stopping" not in state:
             self.minimize, self.nan_policy, self.bounds = False, "raise", None
             self._stopping = Stopping(self.dim, self.popsize, {})
@@ -360,30 +362,33 @@ class Strategy:
                 )
             self._population = self.distribution.sample(self.popsize, self.rng, encode=True)
             return self._population
+        self._z = None
         self._population = self._draw()
         if self.bounds is not None:
             return self.bounds.repair(self._population)
         return self._population.copy()
 
     def _draw(self) -> np.ndarray:
-        """``distribution.sample(popsize, rng)``, without its checks while ``write_params`` vouches for them.
+        """``distribution.sample(popsize, rng)``, without the checks ``ask`` has already made.
 
-        A ``Normal`` with a learned sigma whose parameters are as ``write_params`` wrote them
-        (``_checked``) has every |mu_i| + 64 sigma_i finite (``overflow_risk``), so no sample can
-        overflow: the distribution's scan for it, and its checks of the parameters and of the
-        popsize (checked when the strategy was built), are skipped.  The same draws either way.
+        ``_check_reach`` found the parameters of a ``Normal`` with a learned sigma valid with every
+        |mu_i| + 64 sigma_i finite (``overflow_risk``; or ``write_params`` did and vouches for them),
+        so no sample can overflow: the distribution's scan for it, and its checks of the parameters
+        and of the popsize (checked when the strategy was built), are skipped.  The same draws either way.
         """
         p = self.distribution
-        if p._checked and isinstance(p, Normal) and p.learn_sigma and p.noise is None:
+        if isinstance(p, Normal) and p.learn_sigma and p.noise is None:  # checked: here or by _check_reach
             if (
                 type(p) is Normal
                 and isinstance(self.rng, np.random.Generator)
                 and p.mu.size * self.popsize <= SMALL_DRAW
             ):
-                # Normal._sample's draw for a small population: the same numbers, fewer calls
-                x = self.rng.standard_normal((self.popsize, p.dim), p.dtype)
-                x *= p.params["sigma"]
-                x += p.params["mu"]
+                # Normal._sample's draw for a small population: the same numbers, fewer calls; z is kept
+                # for the update (``_z``: never recovered from x, which loses it below mu's rounding step)
+                z = self.rng.standard_normal((self.popsize, p.dim), p.dtype)
+                x = z * p.sigma  # checked > 0 here unless write_params vouches for it
+                x += p.mu
+                self._z = z
                 return x
             return p._sample(self.popsize, self.rng)
         return p.sample(self.popsize, self.rng)
@@ -416,6 +421,8 @@ class Strategy:
         samples = self._pending(x)
         raw = self._check_fitness(fitness)
         costs, failed = self._costs(samples, raw)
+        order = costs.argsort()
+        self._ranked = order, costs[order]  # ranked once: for the stop record and any rank-based update
         best = self._best_of(samples, raw)  # decoded before the update moves mu and sigma
         if self._initial_width is None:
             self._initial_width = float(self._widths().max())
@@ -423,7 +430,7 @@ class Strategy:
             estimate = self._update(samples, -costs)  # strategies maximise
         except SampleOverflow as err:
             self._overflow, estimate = str(err), None
-        self._commit(best, estimate, costs, failed)
+        self._commit(best, estimate, self._ranked[1], failed)
 
     def _check_fitness(self, fitness: object) -> np.ndarray:
         arr = as_float_array("fitness", fitness, finite=self.nan_policy == "raise")
@@ -479,7 +486,7 @@ class Strategy:
             i = int(score.argmax())
             if not np.isfinite(score[i]):
                 return None  # every evaluation failed
-        if self.best is not None and not self._better(float(raw[i]), self.best.fitness):
+        if self.best is not None and not self._better(raw.item(i), self.best.fitness):
             return None  # the usual case late in a run: no row to copy
         if isinstance(x, EncodedSamples):
             row = self._rows(x)[i]
@@ -501,17 +508,17 @@ class Strategy:
             raise ValueError(f"{name} must have shape {expected}, one value per row of ask(), got shape {arr.shape}")
         return arr
 
-    def _commit(self, best: Best | None, estimate: Estimate | None, costs: np.ndarray, failed: int = 0) -> None:
-        """After a successful update: remember the best and the estimate, count, record the costs for ``stop()``."""
+    def _commit(self, best: Best | None, estimate: Estimate | None, ordered: np.ndarray, failed: int = 0) -> None:
+        """After a successful update: keep the best and the estimate, count, record the sorted costs for ``stop()``."""
         if best is not None:
             self.best = best
         self.estimate = estimate
-        self._population = None
+        self._population = self._z = None
         self.generation += 1
         self.evaluations += self.popsize
         self.failed += failed
         self.failed_last = failed
-        self._stopping.record(costs, self.generation)
+        self._stopping.record(ordered, self.generation)
 
     def _update(self, x: Samples, f: np.ndarray) -> Estimate | None:
         raise NotImplementedError

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .._checks import RNGLike
 from ..distributions import Normal
 from ..estimators import Entropy, Variance
@@ -87,4 +89,4 @@ class EvolvabilityES(FixedSigma, Strategy):
         self.optimizer.step({name: sign * g for name, g in estimate.grad.items()})  # mu <- mu +- lr grad_mu J
         value = float(estimate.value)
         best = Best(mu_before, value) if self.best is None or self._better(value, self.best.fitness) else None
-        self._commit(best, estimate, -sign * self.popsize * estimate.weights)
+        self._commit(best, estimate, np.sort(-sign * self.popsize * estimate.weights))

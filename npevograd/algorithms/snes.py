@@ -16,9 +16,12 @@ with an exponential step for sigma so that it stays positive:
     \sigma \leftarrow \sigma \odot \exp\big(\tfrac{\eta_\sigma}{2} \nabla_\sigma\big)
 
 which is ``n * natural_gradient(Mean(shaping=nes_utilities).grad)``: natural mu = sigma sum_k (u_k/n) z_k,
-natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).  ``tell`` computes exactly that, with the
-estimator's own contraction and natural gradient but not its checks of values SNES made itself
-(``tests/test_small_loop.py``: bit for bit the estimator's path, and the closed form above to 1e-12).
+natural sigma = (sigma/2) sum_k (u_k/n)(z_k^2 - 1).  ``tell`` computes the closed form above on the
+z_k that ``ask`` drew (kept, not recovered from x: (x - mu) / sigma loses them once sigma is below mu's
+rounding step), with none of the estimator's checks of values SNES made itself; ``es.estimate`` is the
+estimator's, computed when read.  Rows told with ``x=`` and large populations (drawn in threaded blocks,
+no z kept) go through the estimator's contraction of x.  ``tests/test_small_loop.py``: the step is the
+estimator's to the rounding of the recovered z, at each of 200 generations.
 
 Defaults (the paper's): popsize n = 4 + floor(3 ln d), eta_mu = 1,
 eta_sigma = (3 + ln d) / (5 sqrt d).
@@ -35,29 +38,9 @@ from .._checks import RNGLike, all_finite, as_float_array, check_params
 from ..distributions import Normal
 from ..distributions._normal_contraction import weighted_deviations
 from ..estimators import Estimate, Mean, nes_utilities
-from ..estimators.shaping import nes_utilities_of_checked
+from ..estimators.shaping import nes_utilities_of_checked, nes_utilities_of_ranked
 from ..noise import EncodedSamples, NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
-
-# Populations of at most this many entries are contracted in one piece on this thread (``_weighted_score``),
-# as ``weighted_deviations`` contracts them (one block, no BLAS threads: ``tests/test_small_loop.py``).
-DIRECT_ENTRIES = 8192
-
-
-def _weighted_score(w: np.ndarray, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
-    """sum_k w_k score(x_k) for a diagonal Normal: sum_k w_k z_k / sigma and (sum_k w_k z_k^2 - sum_k w_k) / sigma.
-
-    ``weighted_deviations``'s arithmetic for one block (the same numbers), without its block machinery.
-    """
-    z = x - mu
-    z /= sigma  # z_k = (x_k - mu) / sigma
-    w_z = w @ z
-    np.multiply(z, z, out=z)
-    w_z2 = w @ z
-    grad = {"mu": w_z / sigma, "sigma": (w_z2 - np.add.reduce(w, axis=None)) / sigma}
-    if all_finite(grad["sigma"]):
-        return grad
-    return weighted_deviations(w, x, mu, sigma, True, False)  # sum_k w_k z_k^2 overflowed: its scaled rows
 
 
 def diagonal_sigma(mu: object, sigma: object) -> np.ndarray:
@@ -104,25 +87,63 @@ class SNES(Strategy):
         """n * natural_gradient(Mean(shaping=nes_utilities)(f, x, p).grad): the estimator's arithmetic, not its checks.
 
         The fitness f and the samples x (``ask``'s, or validated by ``tell``) need none; the
-        parameters are checked unless SNES wrote them last (``_checked``).  The same calls as the
-        estimator makes, so the same numbers, bit for bit; encoded samples go through the estimator.
+        parameters are checked unless SNES wrote them last (``_checked``).  The draws ``ask`` kept
+        take the closed form (``_step_from_draws``); other rows the estimator's contraction, so the
+        same numbers, bit for bit; encoded samples go through the estimator.
         """
         p, n = self.distribution, self.popsize
         if isinstance(x, EncodedSamples):
             return self._update_from_estimator(x, f)
         if not p._checked:
             check_params(p)  # parameters SNES did not write last (the user's, or changed by hand): named if bad
+        if x is self._population and self._z is not None:
+            return self._step_from_draws(f, self._z)
         mu, sigma = p.params["mu"], p.params["sigma"]
         w = nes_utilities_of_checked(f) / n  # Mean's weights: u_k / n
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-            if x.size <= DIRECT_ENTRIES:
-                grad = _weighted_score(w, x, mu, sigma)
-            else:  # in blocks, threaded: the contraction Normal.weighted_score makes
-                grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)
+            grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)  # the contraction of Normal.weighted_score
         if not (all_finite(grad["mu"]) and all_finite(grad["sigma"])):
             return self._update_from_estimator(x, f)  # which names the input that overflowed
         estimate = Estimate(float(np.add.reduce(w, axis=None, dtype=np.float64)), grad, w)  # value: mean of u_k
         return self._step(estimate)
+
+    def _step_from_draws(self, f: np.ndarray, z: np.ndarray) -> None:
+        """Algorithm 1's step on the draws z_k that ``ask`` kept, with the NES utilities u_k of the fitness f.
+
+        No gradient in sigma's units is formed (it overflows where sigma is subnormal; the step does not):
+        ``es.estimate`` is computed by the estimator from f, x and the parameters that drew x when it is read.
+        """
+        p = self.distribution
+        mu, sigma = p.params["mu"], p.params["sigma"]
+        u = nes_utilities_of_ranked(f, *self._ranked)
+        with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
+            grad_mu = u.dot(z)  # sum_k u_k z_k (the method: a third of the matmul ufunc's overhead on 10 x 10)
+            squares_less_one = z * z
+            squares_less_one -= 1.0
+            grad_sigma = u.dot(squares_less_one)  # sum_k u_k (z_k^2 - 1)
+            new_mu = mu + self.lr_mu * (sigma * grad_mu)
+            new_sigma = sigma * np.exp((0.5 * self.lr_sigma) * grad_sigma)
+        told = (f, self._population, mu.copy(), sigma.copy())
+        write_params("SNES", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma")
+        self._told = told
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """The last tell's ``Mean(shaping=nes_utilities)`` estimate on the distribution that drew its samples.
+
+        After a step on the kept draws it is computed when read (its errors, e.g. a gradient beyond the
+        largest float where sigma is subnormal, are raised then).
+        """
+        told = self.__dict__.get("_told")
+        if told is not None:
+            f, x, mu, sigma = told
+            self._estimate = self.estimator(f, x, Normal(mu, sigma, learn_sigma=True))
+            self._told = None
+        return self.__dict__.get("_estimate")
+
+    @estimate.setter
+    def estimate(self, value: Estimate | None) -> None:
+        self._estimate = value  # tell's record of the step's estimate: None after a step on the kept draws
 
     def _update_from_estimator(self, x: Samples, f: np.ndarray) -> Estimate:
         """The same update through the estimator (its checks included)."""
@@ -137,4 +158,5 @@ class SNES(Strategy):
             new_mu = mu + self.lr_mu * n * natural["mu"]  # mu + eta_mu sigma sum_k u_k z_k
             new_sigma = sigma * np.exp(self.lr_sigma * n * natural["sigma"] / sigma)  # exp(eta/2 sum u_k (z^2 - 1))
         write_params("SNES", p.params, {"mu": new_mu, "sigma": new_sigma}, "lr_mu, lr_sigma")
+        self._told = None
         return estimate

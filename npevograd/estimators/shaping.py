@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from typing import Callable
 
 import numpy as np
 
-from .._checks import all_true, as_float_array
+from .._checks import SMALL_SIZE, all_true, as_float_array
 
 
 def standardize(name: str, arr: np.ndarray) -> np.ndarray:
@@ -112,7 +113,10 @@ def _sorted(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _untied(in_order: np.ndarray) -> bool:
-    """No two neighbours of a sorted 1-D array are equal."""
+    """No two neighbours of a sorted 1-D array are equal (NaN equals nothing, as in NumPy)."""
+    if in_order.shape[0] <= SMALL_SIZE:  # on Python floats: cheaper than three NumPy calls
+        values = in_order.tolist()
+        return not any(map(operator.eq, values, values[1:]))
     return np.count_nonzero(in_order[1:] == in_order[:-1]) == 0
 
 
@@ -205,6 +209,19 @@ def nes_utilities_of_checked(f: np.ndarray) -> np.ndarray:
         return _nes_utilities(f)
     u = np.empty_like(f)
     u[order] = _utility_table(f.shape[0])  # the entry of rank r (lowest first) is the r-th in order
+    return u
+
+
+def nes_utilities_of_ranked(f: np.ndarray, order: np.ndarray, ordered_costs: np.ndarray) -> np.ndarray:
+    """``nes_utilities_of_checked(f)`` from a ranking its caller already made: bit for bit the same values.
+
+    ``order`` is the argsort of the costs -f (best first) and ``ordered_costs`` the costs in that order
+    (a strategy ranks its costs once per generation, for its stop record too).
+    """
+    if not _untied(ordered_costs):
+        return _nes_utilities(f)
+    u = np.empty_like(f)
+    u[order] = _utility_table(f.shape[0])[::-1]  # the table is lowest f first; order is best (highest f) first
     return u
 
 

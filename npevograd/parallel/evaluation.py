@@ -172,6 +172,7 @@ def evaluate(
     executor: Executor | None = None,
     batch_size: int | None = None,
     max_retries: int = 2,
+    samples: np.ndarray | EncodedSamples | None = None,
 ) -> Evaluation:
     r"""Draw n samples from ``p`` and evaluate ``fitness`` on them through ``executor``.
 
@@ -199,6 +200,9 @@ def evaluate(
         Samples per task; default ``ceil(n / 16)``.
     max_retries : int
         Times a batch lost with its worker is resubmitted before ``WorkerLostError``.
+    samples : array (n, d), EncodedSamples or None
+        A population already drawn from ``p`` (a strategy's ``es.ask()`` or ``es.ask(encode=True)``),
+        evaluated instead of a new draw (``rng`` is then not used).
 
     Returns
     -------
@@ -217,8 +221,16 @@ def evaluate(
 
     samples: EncodedSamples | np.ndarray
     make: Callable[[int, int, int], _EncodedBatch | _RowBatch]
+    if samples is not None:
+        count = samples.indices.shape[0] if isinstance(samples, EncodedSamples) else np.shape(samples)[0]
+        if count != n:
+            raise ValueError(f"samples must hold n = {n} samples, got {count}")
     if isinstance(p, Normal) and p.noise is not None:
-        encoded = p.sample(n, rng, encode=True)
+        encoded = p.sample(n, rng, encode=True) if samples is None else samples
+        if not isinstance(encoded, EncodedSamples):
+            raise TypeError(
+                f"samples of a distribution with a noise table must be EncodedSamples, got {type(encoded).__name__}"
+            )
         encoded.table.array.shape  # noqa: B018 (build it, in shared memory, before local workers ask for it)
         mu, sigma = p.mu.copy(), p.sigma.copy()  # the parameters as of this draw
 
@@ -236,7 +248,7 @@ def evaluate(
 
         samples = encoded
     else:
-        rows = p.sample(n, rng)
+        rows = p.sample(n, rng) if samples is None else samples
 
         def make(start: int, stop: int, attempt: int) -> _EncodedBatch | _RowBatch:
             return _RowBatch(fitness, start, attempt, rows[start:stop])

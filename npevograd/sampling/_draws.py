@@ -126,9 +126,7 @@ def _box_muller_scratch(entries: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.empty(pairs), np.empty(pairs, dtype=np.float32), np.empty(pairs, dtype=np.float32)
 
 
-def box_muller(
-    rng: np.random.Generator, out: np.ndarray, u: np.ndarray, radius: np.ndarray, angle: np.ndarray
-) -> None:
+def box_muller(rng: np.random.Generator, out: np.ndarray, u: np.ndarray, radius: np.ndarray, angle: np.ndarray) -> None:
     r"""Fill the 1-D float32 ``out`` (m entries) with Box-Muller normals; ``u``, ``radius``, ``angle`` are work arrays.
 
     With h = ceil(m / 2) pairs, entry i < h is :math:`r_i \cos\theta_i` and entry h + i is
