@@ -10,6 +10,7 @@ are medians over the repeats of the per-repeat ratios, with [first, third] quart
     python benchmarks/cma_speed.py --sep           # SepCMAES vs SNES at d = 100,000: time and peak memory
     python benchmarks/cma_speed.py --same-gap      # CMAES and pycma with the same (purecma's) eigendecomposition gap
     python benchmarks/cma_speed.py --quick         # small repeats, for a smoke run
+    python benchmarks/cma_speed.py --xnes-pieces --dims 1000   # the cost of each piece of an XNES generation
 
 ``OPENBLAS_NUM_THREADS=1`` before the command times every library on one core (on a busy machine OpenBLAS's
 threads make every row noisy).
@@ -31,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import RESULTS, fmt_iqr, load, machine, peak_extra_bytes, quartiles  # noqa: E402
+from _timing import RESULTS, fmt_iqr, load, machine, peak_extra_bytes, quartiles, time_one  # noqa: E402
 
 import npevograd as ng  # noqa: E402
 
@@ -201,6 +202,58 @@ def bench_sep(d: int, repeats: int) -> dict[str, Any]:
     }
 
 
+def xnes_pieces(d: int, repeats: int) -> dict[str, float]:
+    """The median ms of each piece of one XNES generation (the full factor A, after 20 generations turned it).
+
+    The pieces, as ``XNES.ask``/``_update``/``_full_step`` run them: sampling (z, y = z A^T, x = mu + y),
+    ranking (the NES utilities), X = W Z Z^T with the 2n x 2n ``expm_taylor`` for phi(X), phi(X) W Z, A Z^T
+    (timed for comparison only: the update reuses the sampling's Y = Z A^T), the
+    rank-n ``dgemm`` s (A + Y^T phi W Z), the finiteness pass over the new A, the condition bound (eigenvalues
+    of the n x n X), the mean step Y^T u; and the whole ask + tell for comparison.
+    """
+    from npevograd._checks import all_finite
+    from npevograd.algorithms.xnes import _blas, expm_taylor
+
+    es = ng.algorithms.XNES(np.ones(d), 0.5, rng=1)
+    for _ in range(20):
+        es.tell(-sphere(es.ask()))
+    p, n, rng = es.distribution, es.popsize, np.random.default_rng(0)
+    A, mu = p.params["factor"], p.params["mu"]
+    z, y, x = p.draw(n, rng)
+    f = -sphere(x)
+    u = n * es.estimator.weights(f, n)[1]
+    w_diag = 0.5 * es.lr_B * u
+    x_small = (w_diag[:, None] * z) @ z.T
+    block = np.zeros((2 * n, 2 * n))
+    block[:n, :n], block[:n, n:] = x_small, np.eye(n)
+    phi = expm_taylor(block)[:n, n:]
+    right = (phi * w_diag[None, :]) @ z
+    new_A = _blas("dgemm")(0.99, right, y, beta=0.99, c=A.T, trans_a=1).T
+
+    def exponential() -> None:
+        small = (w_diag[:, None] * z) @ z.T
+        square = np.zeros((2 * n, 2 * n))
+        square[:n, :n], square[:n, n:] = small, np.eye(n)
+        expm_taylor(square)
+
+    def generation() -> None:
+        es.tell(-sphere(es.ask()))
+
+    pieces = {
+        "sampling": lambda: p.draw(n, rng),
+        "ranking": lambda: es.estimator.weights(f, n),
+        "n x n exp (X, phi)": exponential,
+        "phi W Z": lambda: (phi * w_diag[None, :]) @ z,
+        "A Z^T (not run: the kept Y^T)": lambda: A @ z.T,
+        "rank-n dgemm (new A)": lambda: _blas("dgemm")(0.99, right, y, beta=0.99, c=A.T, trans_a=1),
+        "finiteness of new A": lambda: all_finite(new_A),
+        "condition bound (eigvals of X)": lambda: np.linalg.eigvals(x_small),
+        "mean step Y^T u": lambda: mu + u @ y,
+        "ask + tell": generation,
+    }
+    return {name: 1e3 * time_one(fn, repeats) for name, fn in pieces.items()}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", type=int, nargs="*", default=[10, 100, 1000])
@@ -212,10 +265,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="CMAES and pycma both eigendecompose every purecma gap 0.5 / ((c_1 + c_mu) d) generations",
     )
+    parser.add_argument(
+        "--xnes-pieces", action="store_true", help="the cost of each piece of one XNES generation at each d instead"
+    )
     parser.add_argument("--save", action="store_true", help=f"write the results to {RESULTS}/cma_speed.json")
     args = parser.parse_args(argv)
     out: dict[str, Any] = {"machine": machine(), "load_before": load()}
-    if args.sep:
+    if args.xnes_pieces:
+        out["xnes_pieces"] = {}
+        for d in args.dims:
+            pieces = out["xnes_pieces"][d] = xnes_pieces(d, 3 if args.quick else args.repeats)
+            print(f"XNES at d = {d}: " + ", ".join(f"{k} {v:.3g} ms" for k, v in pieces.items()), flush=True)
+    elif args.sep:
         out["sep"] = bench_sep(100_000 if not args.quick else 20_000, 3 if args.quick else args.repeats)
         print(json.dumps(out["sep"], indent=1))
     else:

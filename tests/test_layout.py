@@ -198,14 +198,19 @@ def _generator():
 
 # The pickle was made when MultivariateNormal solved with L by LU (np.linalg.solve); it now uses a triangular
 # solve (issue 25, defect 9), whose rounding differs: measured at most 1.3e-15 absolute (mvn, largest entry
-# 3.35) and 2.2e-16 (xnes, largest entry 0.75), so these two continue within 1e-14 of their largest entry
-# instead of bit for bit.  Issue 24 changed two roundings: SNES steps on the standard draws ask kept instead of
-# recovering them from x as (x - mu) / sigma, and Normal's learned-sigma contraction sums over x - mu and divides
-# by sigma after the sums (_normal_contraction._unscaled_fits): measured at most 5.6e-17 absolute for snes and
-# pgpe (largest entry 0.55), mean-ranks (0.16) and entropy (2.8e-17, largest 0.096), so they continue within the
-# same bound.  Every other object still continues bit for bit.
-ROUNDING_CHANGED = ("mvn", "xnes", "snes", "pgpe", "mean-ranks", "entropy")
+# 3.35), so it continues within 1e-14 of its largest entry instead of bit for bit.  Issue 24 changed two
+# roundings: SNES steps on the standard draws ask kept instead of recovering them from x as (x - mu) / sigma,
+# and Normal's learned-sigma contraction sums over x - mu and divides by sigma after the sums
+# (_normal_contraction._unscaled_fits): measured at most 5.6e-17 absolute for snes and pgpe (largest entry
+# 0.55), mean-ranks (0.16) and entropy (2.8e-17, largest 0.096), so they continue within the same bound.
+# XNES keeps the paper's full factor A since issue 24, section 3: the pickled XNES loads with A = L, draws the
+# same rows at its first ask, and from its second generation on samples with A = L Q (the same covariance,
+# other rows), so its continuation is another run (measured: 0.10 from the stored one at most):
+# tests/test_xnes_factor.py checks it against the paper's update from the loaded state instead.  Every other
+# object still continues bit for bit.
+ROUNDING_CHANGED = ("mvn", "snes", "pgpe", "mean-ranks", "entropy")
 ROUNDING_ATOL = 1e-14
+CONTINUED_BY_ANOTHER_RUN = ("xnes",)
 
 
 def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
@@ -215,7 +220,9 @@ def test_pickles_of_the_flat_layout_load_and_continue_bit_for_bit():
     continuation = _generator().continuation
     assert sorted(objects) == sorted(stored["expected"])
     for name, obj in objects.items():
-        if name in ROUNDING_CHANGED:
+        if name in CONTINUED_BY_ANOTHER_RUN:
+            assert continuation(name, obj).shape == stored["expected"][name].shape, name
+        elif name in ROUNDING_CHANGED:
             expected = stored["expected"][name]
             atol = ROUNDING_ATOL * np.max(np.abs(expected))
             np.testing.assert_allclose(continuation(name, obj), expected, rtol=0, atol=atol, err_msg=name)

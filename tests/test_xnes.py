@@ -84,8 +84,8 @@ def test_separable_must_be_a_bool(value) -> None:
 
 
 def test_low_rank_exponential_equals_the_dense_one() -> None:
-    """A e^{eta_s G_s/2} expm(eta_B G_B/2) with scipy's dense expm, against the rank-n Cholesky form, after a few
-    steps: the same covariance, the new factor lower triangular."""
+    """A e^{eta_s G_s/2} expm(eta_B G_B/2) with scipy's dense expm, against the rank-n form, after a few steps:
+    the same covariance, and scale_tril its lower-triangular factor."""
     d = 6
     es = XNES(np.linspace(0, 1, d), 0.7, rng=3, lr_B=0.3, lr_sigma=0.2)
     fitness = lambda x: -np.sum(np.arange(1, d + 1) * (x - 0.5) ** 2, axis=1)  # noqa: E731

@@ -144,6 +144,31 @@ def _check_diagonal(L: np.ndarray) -> None:
         )
 
 
+def checked_gram(F: np.ndarray, name: str, symbol: str) -> np.ndarray:
+    """The covariance F F^T of a scale factor F (``name``, written ``symbol``); a ValueError naming it if it
+    overflows F's dtype."""
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        covariance = F @ F.T
+    if not np.isfinite(covariance).all():
+        raise ValueError(
+            f"the covariance {name} @ {name}.T overflows {F.dtype} (largest |{name}| "
+            f"{float(np.max(np.abs(F))):.4g}); rescale {name} (samples and scores use {symbol} itself)"
+        )
+    return covariance
+
+
+def checked_natural(natural: Grad, grad: Grad, name: str, F: np.ndarray) -> Grad:
+    """A natural gradient, each entry checked finite (a ValueError naming the gradient entry and the largest
+    entries of it and of the factor F, ``name``), in F's dtype."""
+    for key, value in natural.items():
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"the natural gradient of grad[{key!r}] overflows {value.dtype} (largest |grad| "
+                f"{float(np.max(np.abs(grad[key])))}, largest |{name}| {float(np.max(np.abs(F)))})"
+            )
+    return {key: g.astype(F.dtype, copy=False) for key, g in natural.items()}
+
+
 class MultivariateNormal(Distribution):
     r"""Gaussian N(mu, L L^T) with a lower-triangular scale factor L (positive diagonal).
 
@@ -195,15 +220,7 @@ class MultivariateNormal(Distribution):
     @property
     def covariance(self) -> np.ndarray:
         """Sigma = L L^T, shape (d, d); a ValueError naming scale_tril if it overflows the dtype."""
-        L = self.scale_tril
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            covariance = L @ L.T
-        if not np.isfinite(covariance).all():
-            raise ValueError(
-                f"the covariance scale_tril @ scale_tril.T overflows {L.dtype} (largest |scale_tril| "
-                f"{float(np.max(np.abs(L))):.4g}); rescale scale_tril (samples and scores use L itself)"
-            )
-        return covariance
+        return checked_gram(self.scale_tril, "scale_tril", "L")
 
     @property
     def dim(self) -> int:
@@ -280,13 +297,7 @@ class MultivariateNormal(Distribution):
                 local = np.tril(L.T @ grad["scale_tril"])  # g_B, the gradient in local coordinates
                 local[np.diag_indices(self.dim)] /= 2  # Fisher 2 on the diagonal of B, 1 below it
                 natural["scale_tril"] = L @ local
-        for name, value in natural.items():
-            if not np.isfinite(value).all():
-                raise ValueError(
-                    f"the natural gradient of grad[{name!r}] overflows {value.dtype} (largest |grad| "
-                    f"{float(np.max(np.abs(grad[name])))}, largest |scale_tril| {float(np.max(np.abs(L)))})"
-                )
-        return {name: g.astype(self.dtype, copy=False) for name, g in natural.items()}
+        return checked_natural(natural, grad, "scale_tril", L)
 
     def natural_weighted_score(self, w: object, x: object) -> Grad:
         r"""The natural gradient of :math:`\sum_i w_i \log p(x_i)` in the mean-and-covariance coordinates.
