@@ -8,6 +8,7 @@ with one contraction; the Normal's large contractions and table encoding sit in 
 
 from ._base import Distribution, Grad
 from .discrete import Bernoulli, Categorical
+from .factor import FactorNormal
 from .mixture import MixNormal
 from .multivariate import MultivariateNormal
 from .normal import Normal, PairedNormal
@@ -16,6 +17,7 @@ __all__ = [
     "Bernoulli",
     "Categorical",
     "Distribution",
+    "FactorNormal",
     "Grad",
     "MixNormal",
     "MultivariateNormal",
