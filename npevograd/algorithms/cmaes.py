@@ -79,7 +79,7 @@ from ..estimators import Estimate
 from ..estimators.shaping import cma_learning_rates, cma_recombination_weights, effective_mu
 from ..sampling import standard_normal
 from ._stopping import STOP_DEFAULTS, _threshold
-from ._strategy import Samples, Strategy, default_popsize, positive
+from ._strategy import SMALL_DRAW, Samples, Strategy, default_popsize, owning, positive
 
 
 class EigenGaussian(Distribution):
@@ -103,16 +103,25 @@ class EigenGaussian(Distribution):
     def check_x(self, x: object) -> np.ndarray:
         return sample_rows(x, self.dim, np.dtype(np.float64))
 
-    def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
-        """(z, y, x): z ~ N(0, I), shape (n, d), y = B D z and x = m + sigma y (B = I: z becomes x in place,
-        (None, None, x), no (n, d) array beside x)."""
-        z = standard_normal(rng, (n, self.dim), np.float64)
+    def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray]:
+        """(zy, x): zy[0] = z ~ N(0, I), shape (n, d), zy[1] = y = B D z (one (2, n, d) array, so that the update
+        reorders both with one index) and x = m + sigma y (B = I: z becomes x in place, (None, x), no (n, d)
+        array beside x)."""
+        d = self.dim
         if self.B is None:
-            z *= self.sigma * self.D
-            z += self.params["mu"]
-            return None, None, z
-        y = z @ self.BD.T  # B D z_k for every row
-        return z, y, self.params["mu"] + self.sigma * y
+            x = standard_normal(rng, (n, d), np.float64)
+            x *= self.sigma * self.D
+            x += self.params["mu"]
+            return None, x
+        zy = np.empty((2, n, d))
+        if type(rng) is np.random.Generator and n * d <= SMALL_DRAW:
+            rng.standard_normal(out=zy[0])  # standard_normal(rng, (n, d))'s numbers below its threaded size
+        else:
+            zy[0] = standard_normal(rng, (n, d), np.float64)
+        np.matmul(zy[0], self.BD.T, out=zy[1])  # B D z_k for every row
+        x = zy[1] * self.sigma
+        x += self.params["mu"]
+        return zy, x
 
     def whiten(self, x: np.ndarray) -> np.ndarray:
         """z = D^{-1} B^T (x - m) / sigma for each row: the z that ``draw`` made x from."""
@@ -122,7 +131,7 @@ class EigenGaussian(Distribution):
         return (y @ self.B) / self.D
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
-        return self.draw(n, rng)[2]
+        return self.draw(n, rng)[1]
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         z = self.whiten(x)
@@ -209,14 +218,29 @@ class CMAES(Strategy):
         self.p_c = np.zeros(d)
         self.C = np.ones(d) if self.separable else np.eye(d)  # SepCMAES: the diagonal only
         self._decomposed_at = 0  # the generation whose C the current B, D decompose
-        self._z: np.ndarray | None = None  # the last ask's z and y = B D z (CMAES)
-        self._y: np.ndarray | None = None
-        # the update's fixed factors
-        self._w_sum = float(self.weights.sum())
-        self._used = np.flatnonzero(self.weights != 0)  # the ranks with a weight
-        self._negative = self.weights[self._used] < 0
+        self._zy: np.ndarray | None = None  # the last ask's z and y = B D z, stacked (CMAES)
+        self._fixed_factors()
+
+    def _fixed_factors(self) -> None:
+        """The update's factors that depend on the constants only (made once, at construction)."""
+        w, mu = self.weights, self.mu
+        self._w_sum = float(w.sum())
+        self._ranks_used = int(np.flatnonzero(w)[-1]) + 1  # the ranks past it have no weight (active=False)
+        self._has_negative = bool(np.any(w < 0))
         self._cs_factor = math.sqrt(self.c_sigma * (2 - self.c_sigma) * self.mueff)
         self._cc_factor = math.sqrt(self.c_c * (2 - self.c_c) * self.mueff)
+        self._parent_weights = w[:mu].copy()  # w_1..w_mu: one product with the parents' stacked (z, y)
+        self._rank_mu_rates = self.c_mu * w[: self._ranks_used]  # c_mu w_i; the negative ones times d / ||z_i||^2
+        self._h_bound = 2 + 4 / (self.dim + 1)  # h_sigma's bound: ||p_s||^2 / d < h_bound (1 - (1 - c_s)^(2 g))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Pickles made before the stacked (z, y) and the fixed factors: those are made again."""
+        super().__setstate__(state)
+        for old in ("_z", "_y", "_used", "_negative"):
+            self.__dict__.pop(old, None)
+        self.__dict__.setdefault("_zy", None)
+        if "_parent_weights" not in state:
+            self._fixed_factors()
 
     # ------------------------------------------------------------------ state
     @property
@@ -241,12 +265,16 @@ class CMAES(Strategy):
         return self.sigma**2 * self.C
 
     # ------------------------------------------------------------------ ask / tell
+    @owning
     def ask(self, encode: bool = False) -> Samples:
-        """The next population x = m + sigma B D z, shape (popsize, d) (projected onto the box with ``bounds``)."""
+        """The next population x = m + sigma B D z, shape (popsize, d) (projected onto the box with ``bounds``).
+
+        The mean's finiteness is checked unless it is as the last update wrote it (``owning``'s stamp).
+        """
         if encode:
             raise ValueError(f"encode=True needs a noise table; {type(self).__name__} has none")
         self._check_reach()
-        self._z, self._y, x = self.distribution.draw(self.popsize, self.rng)
+        self._zy, x = self.distribution.draw(self.popsize, self.rng)
         self._population = x
         if self.bounds is not None:
             return self.bounds.repair(x)
@@ -266,7 +294,8 @@ class CMAES(Strategy):
             p.D = np.sqrt(self.C)
         else:
             self.C = (self.C + self.C.T) / 2
-            eigenvalues, B, info = _lapack("dsyevd")(self.C, compute_v=1, lower=1)  # np.linalg.eigh's driver
+            # np.linalg.eigh's driver, on C^T = C (Fortran order: not copied)
+            eigenvalues, B, info = _lapack("dsyevd")(self.C.T, compute_v=1, lower=1)
             if info != 0 or not eigenvalues[0] > 0:
                 raise ValueError(
                     f"{type(self).__name__}: the covariance matrix lost positive definiteness (smallest eigenvalue "
@@ -288,10 +317,10 @@ class CMAES(Strategy):
         c_s = self.c_sigma
         p_sigma = (1 - c_s) * self.p_sigma + self._cs_factor * whitened
         ps_squared = float(p_sigma @ p_sigma)
-        h_sigma = ps_squared / d < (2 + 4 / (d + 1)) * (1 - (1 - c_s) ** (2 * (self.generation + 1)))
+        h_sigma = ps_squared / d < self._h_bound * (1 - (1 - c_s) ** (2 * (self.generation + 1)))
         # cumulation for C, stalled when h_sigma = 0
         c_c = self.c_c
-        p_c = (1 - c_c) * self.p_c + (self._cc_factor if h_sigma else 0.0) * y_w
+        p_c = (1 - c_c) * self.p_c + self._cc_factor * y_w if h_sigma else (1 - c_c) * self.p_c
         # covariance: decay (with the variance that h_sigma = 0 takes from p_c put back), rank-one, rank-mu
         c1a = self.c_1 * (1 - (0.0 if h_sigma else 1.0) * c_c * (2 - c_c))
         decay = 1 - c1a - self.c_mu * self._w_sum
@@ -309,9 +338,10 @@ class CMAES(Strategy):
                 "fitness overflowed the mean or the covariance (nothing was changed)"
             )
         m[...] = new_m
+        p._stamp_params()  # the next ask need not check the mean it was given
         p.sigma = new_sigma
         self.C, self.p_sigma, self.p_c = new_C, p_sigma, p_c
-        self._z = self._y = None
+        self._zy = None
         self._decompose_if_due(self.generation + 1)  # for the next samples
         weights = np.empty(n)
         weights[order] = self.weights
@@ -321,39 +351,36 @@ class CMAES(Strategy):
     def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
         """<z>_w, <y>_w, B <z>_w and the rank-mu term's (c_mu w°_i, y_{i:n}) for the ranks with a weight.
 
-        The z and y of the last ``ask`` are kept (never recovered from x); samples told with ``x=`` are whitened:
-        y = (x - m) / sigma, z = D^{-1} B^T y.
+        The stacked z and y of the last ``ask`` are kept (never recovered from x), and reordered by rank together
+        with one index; samples told with ``x=`` are whitened: y = (x - m) / sigma, z = D^{-1} B^T y.
         """
-        p, w = self.distribution, self.weights
-        if x is self._population and self._z is not None:
-            z, y = self._z, self._y
-        else:
-            y = (x - p.params["mu"]) / p.sigma
-            z = (y @ p.B) / p.D
-        parents = order[: self.mu]
-        z_w = w[: self.mu] @ z[parents]
-        y_w = w[: self.mu] @ y[parents]
-        ranked = order[self._used]
-        rates = self.c_mu * w[self._used]
-        if self._negative.any():  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
-            z_negative = z[ranked[self._negative]]
-            rates[self._negative] *= self.dim / np.einsum("ij,ij->i", z_negative, z_negative)
-        return z_w, y_w, p.B @ z_w, (rates, y[ranked])
+        p, mu, k = self.distribution, self.mu, self._ranks_used
+        zy = self._zy
+        if x is not self._population or zy is None:
+            zy = np.empty((2, *x.shape))
+            zy[1] = (x - p.params["mu"]) / p.sigma
+            zy[0] = (zy[1] @ p.B) / p.D
+        ranked = zy[:, order if k == self.popsize else order[:k]]  # (z, y) by rank, best first
+        z_w, y_w = self._parent_weights @ ranked[:, :mu]
+        rates = self._rank_mu_rates
+        if self._has_negative:  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
+            z_negative = ranked[0, mu:]
+            rates = rates.copy()
+            rates[mu:] *= self.dim / np.einsum("ij,ij->i", z_negative, z_negative)
+        return z_w, y_w, p.B @ z_w, (rates, ranked[1])
 
     def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
-        """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T as one BLAS product: a new (d, d) array.
+        """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T: a new (d, d) array, in two BLAS calls.
 
-        The rank-one vector joins the rank-mu rows (weight c_1): one pass over C (``dgemm``'s beta C).
+        ``dgemm`` makes decay C + Y^T diag(c_mu w°) Y in one pass over C (its beta C) and ``dger`` adds the rank-one
+        term in place; both work on the transposes (Fortran order: no copy of the operands), so the result is the
+        transpose of what they return, C's own rounding aside.
         """
         rates, y = selected
-        k = y.shape[0]
-        rows = np.empty((k + 1, self.dim))
-        rows[:k] = y
-        rows[k] = p_c
-        row_rates = np.empty((k + 1, 1))
-        row_rates[:k, 0] = rates
-        row_rates[k, 0] = self.c_1
-        return _blas("dgemm")(1.0, rows * row_rates, rows, beta=decay, c=self.C, trans_a=1)
+        y_t = y.T  # (d, k), Fortran order
+        new_t = _blas("dgemm")(1.0, y_t * rates, y_t, beta=decay, c=self.C.T, trans_b=1)  # a new array (c copied)
+        _blas("dger")(self.c_1, p_c, p_c, a=new_t, overwrite_a=1)  # rank one, in place
+        return new_t.T
 
     # ------------------------------------------------------------------ stop
     def _own_stop(self) -> dict[str, float]:
