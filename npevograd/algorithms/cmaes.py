@@ -79,7 +79,7 @@ from ..estimators import Estimate
 from ..estimators.shaping import cma_learning_rates, cma_recombination_weights, effective_mu
 from ..sampling import standard_normal
 from ._stopping import STOP_DEFAULTS, _threshold
-from ._strategy import SMALL_DRAW, Samples, Strategy, default_popsize, owning, positive
+from ._strategy import SMALL_DRAW, Samples, Strategy, default_popsize, positive
 
 
 class EigenGaussian(Distribution):
@@ -219,6 +219,7 @@ class CMAES(Strategy):
         self.C = np.ones(d) if self.separable else np.eye(d)  # SepCMAES: the diagonal only
         self._decomposed_at = 0  # the generation whose C the current B, D decompose
         self._zy: np.ndarray | None = None  # the last ask's z and y = B D z, stacked (CMAES)
+        self._told: tuple[Any, ...] | None = None  # what the last estimate is computed from, when it is read
         self._fixed_factors()
 
     def _fixed_factors(self) -> None:
@@ -234,13 +235,35 @@ class CMAES(Strategy):
         self._h_bound = 2 + 4 / (self.dim + 1)  # h_sigma's bound: ||p_s||^2 / d < h_bound (1 - (1 - c_s)^(2 g))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Pickles made before the stacked (z, y) and the fixed factors: those are made again."""
-        super().__setstate__(state)
+        """Pickles made before the stacked (z, y), the lazy estimate and the fixed factors: those are made again."""
         for old in ("_z", "_y", "_used", "_negative"):
-            self.__dict__.pop(old, None)
-        self.__dict__.setdefault("_zy", None)
+            state.pop(old, None)
+        state.setdefault("_zy", None)
+        state.setdefault("_told", None)
+        if "estimate" in state:
+            state["_estimate"] = state.pop("estimate")
+        super().__setstate__(state)
         if "_parent_weights" not in state:
             self._fixed_factors()
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """The last tell's estimate: J = sum_i w_i f_i (w by rank, in sample order) and its gradient in the mean,
+        Sigma^{-1} sum_{i<=mu} w_i (x_{i:n} - m) = B D^{-1} <z>_w / sigma.
+
+        Computed when read: the update itself needs none of it.
+        """
+        if self._told is not None:
+            order, f, z_w, B, D, sigma = self._told
+            weights = np.empty(self.popsize)
+            weights[order] = self.weights
+            grad_mu = (z_w / D if B is None else B @ (z_w / D)) / sigma
+            self._estimate, self._told = Estimate(value=float(weights @ f), grad={"mu": grad_mu}, weights=weights), None
+        return self._estimate
+
+    @estimate.setter
+    def estimate(self, value: Estimate | None) -> None:
+        self._estimate = value
 
     # ------------------------------------------------------------------ state
     @property
@@ -265,12 +288,8 @@ class CMAES(Strategy):
         return self.sigma**2 * self.C
 
     # ------------------------------------------------------------------ ask / tell
-    @owning
     def ask(self, encode: bool = False) -> Samples:
-        """The next population x = m + sigma B D z, shape (popsize, d) (projected onto the box with ``bounds``).
-
-        The mean's finiteness is checked unless it is as the last update wrote it (``owning``'s stamp).
-        """
+        """The next population x = m + sigma B D z, shape (popsize, d) (projected onto the box with ``bounds``)."""
         if encode:
             raise ValueError(f"encode=True needs a noise table; {type(self).__name__} has none")
         self._check_reach()
@@ -306,8 +325,8 @@ class CMAES(Strategy):
             p.BD = B * p.D
         self._decomposed_at = generation
 
-    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
-        p, n, d = self.distribution, self.popsize, self.dim
+    def _update(self, x: Samples, f: np.ndarray) -> None:
+        p, d = self.distribution, self.dim
         m, sigma = p.params["mu"], p.sigma
         order = np.argsort(-f, kind="stable")  # best first
         # <z>_w = sum_{i<=mu} w_i z_{i:n}, <y>_w = B D <z>_w, C^{-1/2} <y>_w = B <z>_w
@@ -338,15 +357,11 @@ class CMAES(Strategy):
                 "fitness overflowed the mean or the covariance (nothing was changed)"
             )
         m[...] = new_m
-        p._stamp_params()  # the next ask need not check the mean it was given
         p.sigma = new_sigma
         self.C, self.p_sigma, self.p_c = new_C, p_sigma, p_c
         self._zy = None
+        self._told = (order, f, z_w, p.B, p.D, sigma)  # the estimate, computed when read (B, D: before the update)
         self._decompose_if_due(self.generation + 1)  # for the next samples
-        weights = np.empty(n)
-        weights[order] = self.weights
-        grad_mu = (z_w / p.D if p.B is None else p.B @ (z_w / p.D)) / sigma  # Sigma^{-1} sum_{i<=mu} w_i (x_i - m)
-        return Estimate(value=float(weights @ f), grad={"mu": grad_mu}, weights=weights)
 
     def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
         """<z>_w, <y>_w, B <z>_w and the rank-mu term's (c_mu w°_i, y_{i:n}) for the ranks with a weight.
