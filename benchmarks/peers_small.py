@@ -241,7 +241,8 @@ class CMAFloor:
         self.n, self.d, self.mu = n, d, mu
         weights = np.asarray(es.weights, dtype=float)
         self.w_parents = weights[:mu].copy()
-        self.rank_mu_rates = es.c_mu * weights  # c_mu w_i by rank; the negative ones scaled by d / ||z_i||^2
+        self.rank_mu_rates = es.c_mu * weights  # c_mu w_i by rank; the negative ones replaced in each step
+        self.negative_rates = d * self.rank_mu_rates[mu:]  # d c_mu w_i, for d c_mu w_i / ||z_i||^2
         self.c_1, self.c_m, self.chi_d = es.c_1, es.c_m, es.chi_d
         self.cs_keep, self.cc_keep = 1 - es.c_sigma, 1 - es.c_c
         self.cs_factor = math.sqrt(es.c_sigma * (2 - es.c_sigma) * es.mueff)
@@ -281,7 +282,7 @@ class CMAFloor:
         h_sigma = ps_squared / self.d < self.h_bound * (1 - self.cs_keep ** (2 * self.g))
         self.p_c = self.cc_keep * self.p_c + self.cc_factor * y_w if h_sigma else self.cc_keep * self.p_c
         rates = self.rank_mu_rates.copy()
-        rates[mu:] *= self.d / np.einsum("ij,ij->i", zy[0, mu:], zy[0, mu:])
+        np.divide(self.negative_rates, np.einsum("ij,ij->i", zy[0, mu:], zy[0, mu:]), out=rates[mu:])
         y_t = zy[1].T
         decay = self.decay if h_sigma else self.decay_stalled
         c_t = self.dgemm(1.0, y_t * rates, y_t, beta=decay, c=self.C.T, trans_b=1)  # (decay C + Y^T R Y)^T

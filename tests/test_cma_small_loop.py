@@ -148,3 +148,26 @@ def test_the_estimate_read_late_is_the_generations(cls) -> None:
         expected = np.linalg.solve(covariance, positive @ (x - m))
         np.testing.assert_allclose(estimate.grad["mu"], expected, rtol=1e-9)
     assert es.estimate is es.estimate  # computed once
+
+
+def test_a_pickle_of_the_older_layout_resumes_the_run() -> None:
+    """State as CMAES kept it before the stacked (z, y) (``_z``, ``_y``, ``_used``, ``_negative``, an eager
+    ``estimate``, no fixed factors) loads, keeps its estimate, and goes on bit for bit with the run it came from."""
+    es = CMAES(np.full(5, 1.0), 0.5, rng=2)
+    for _ in range(8):
+        es.tell(rastrigin(es.ask()))
+    estimate = es.estimate
+    state = pickle.loads(pickle.dumps(es)).__dict__
+    for name in ("_zy", "_told", "_estimate", "_parent_weights", "_rank_mu_rates", "_negative_rates", "_has_negative"):
+        state.pop(name)
+    state.update(_z=None, _y=None, _used=np.arange(es.popsize), _negative=es.weights < 0, estimate=estimate)
+    old = CMAES.__new__(CMAES)
+    old.__setstate__(state)
+    assert old.estimate is estimate
+    for _ in range(10):
+        x = es.ask()
+        np.testing.assert_array_equal(old.ask(), x)
+        es.tell(rastrigin(x))
+        old.tell(rastrigin(x))
+    np.testing.assert_array_equal(old.C, es.C)
+    np.testing.assert_array_equal(old.estimate.weights, es.estimate.weights)

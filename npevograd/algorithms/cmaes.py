@@ -231,11 +231,12 @@ class CMAES(Strategy):
         self._cs_factor = math.sqrt(self.c_sigma * (2 - self.c_sigma) * self.mueff)
         self._cc_factor = math.sqrt(self.c_c * (2 - self.c_c) * self.mueff)
         self._parent_weights = w[:mu].copy()  # w_1..w_mu: one product with the parents' stacked (z, y)
-        self._rank_mu_rates = self.c_mu * w[: self._ranks_used]  # c_mu w_i; the negative ones times d / ||z_i||^2
+        self._rank_mu_rates = self.c_mu * w[: self._ranks_used]  # c_mu w_i (the negative ones replaced below)
+        self._negative_rates = self.dim * self._rank_mu_rates[mu:]  # d c_mu w_i, for d c_mu w_i / ||z_i||^2
         self._h_bound = 2 + 4 / (self.dim + 1)  # h_sigma's bound: ||p_s||^2 / d < h_bound (1 - (1 - c_s)^(2 g))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Pickles made before the stacked (z, y), the lazy estimate and the fixed factors: those are made again."""
+        """Pickles made before the stacked (z, y) and the lazy estimate load too; the fixed factors are made again."""
         for old in ("_z", "_y", "_used", "_negative"):
             state.pop(old, None)
         state.setdefault("_zy", None)
@@ -243,8 +244,7 @@ class CMAES(Strategy):
         if "estimate" in state:
             state["_estimate"] = state.pop("estimate")
         super().__setstate__(state)
-        if "_parent_weights" not in state:
-            self._fixed_factors()
+        self._fixed_factors()  # the constants' products, the same numbers however old the pickle
 
     @property
     def estimate(self) -> Estimate | None:
@@ -381,7 +381,7 @@ class CMAES(Strategy):
         if self._has_negative:  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
             z_negative = ranked[0, mu:]
             rates = rates.copy()
-            rates[mu:] *= self.dim / np.einsum("ij,ij->i", z_negative, z_negative)
+            np.divide(self._negative_rates, np.einsum("ij,ij->i", z_negative, z_negative), out=rates[mu:])
         return z_w, y_w, p.B @ z_w, (rates, ranked[1])
 
     def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
