@@ -1,19 +1,25 @@
-"""The small loop: d = 10 SNES generations (n = 10, 50, 500) in npevograd, evosax and EvoTorch (issue 24).
+"""The small loop: d = 10 SNES and CMA-ES generations (n = 10, 50, 500) in npevograd and its peers (issue 24).
 
-    python benchmarks/peers_small.py            # pinned to one core, n = 10, 50, 500
+    python benchmarks/peers_small.py            # pinned to one core, n = 10, 50, 500, both tables
     python benchmarks/peers_small.py --quick    # fewer repeats
-    python benchmarks/peers.py --sections small # the same rows inside peers.py (one core and all cores)
+    python benchmarks/peers_small.py --algorithm cmaes  # one table (snes, cmaes or both)
+    python benchmarks/peers.py --sections small # the SNES rows inside peers.py (one core and all cores)
     python benchmarks/peers_small.py --strategies SNES,PGPE,CMAES  # each strategy's ask/tell alone
 
 Rows, timed alternating side by side in one process (``peers.py`` gives the method: blocks of
-consecutive calls, restarts every ``scan`` generations): ``npevograd_asktell``, a generation of
+consecutive calls, restarts every ``scan`` generations).  SNES table: ``npevograd_asktell``, a generation of
 ``ng.algorithms.SNES`` (``es.tell(f(es.ask()))``); ``npevograd``, the same SNES written by hand
 with the public distribution and estimator; ``floor``, the fewest NumPy calls the same
 generation needs (``floor`` below: draw, shift and scale, fitness, ranks, one contraction of
 eps and eps^2 - 1, the two steps); evosax's ``jax.jit`` of ask + evaluate + tell and its whole
-loop in one ``jax.lax.scan`` (per generation); EvoTorch's ``SNES.step()``.  Goals (issue 24):
-evosax jit / ask-tell >= 1.5, ask-tell / floor <= 1.5.  Run by itself the script pins its
-process to one core before NumPy or JAX loads (so BLAS and XLA see one CPU).
+loop in one ``jax.lax.scan`` (per generation); EvoTorch's ``SNES.step()``.  CMA-ES table:
+``npevograd_asktell``, a generation of ``ng.algorithms.CMAES`` (its defaults: active weights, the lazy
+eigendecomposition, every generation at d = 10); ``floor``, the same generation in the fewest NumPy calls
+(``CMAFloor``: checked to make CMAES's numbers from the same draws); evosax's ``CMA_ES`` (jit and scan, as for
+SNES; it decomposes C every generation); pycma's ``CMAEvolutionStrategy`` ask/tell.  A restart takes a new
+npevograd or pycma strategy built before the timing.  Goals (issue 24): evosax jit / ask-tell >= 1.5,
+ask-tell / floor <= 1.5.  Run by itself the script pins its process to one core before NumPy or JAX loads
+(so BLAS and XLA see one CPU).
 """
 
 from __future__ import annotations
