@@ -228,14 +228,13 @@ class CMAFloor:
 
     The tutorial's generation (``npevograd/algorithms/cmaes.py``'s docstring) with the constants of a freshly built
     ``es`` (read once here: its weights, rates, damping and eigendecomposition gap), each piece in its cheapest
-    known form: draw z and y = z (BD)^T into one (2, n, d) array (so one index ranks both), x = m + sigma y, the
-    fitness (maximised), one argsort, the weighted recombination of the mu best (one product gives <z>_w and
-    <y>_w), p_sigma with C^{-1/2} <y>_w = B <z>_w, h_sigma, p_c, the rank-mu plus rank-one update of C (negative
-    weights scaled by d / ||z_i||^2; BLAS ``dgemm`` with beta = the decay, then ``dger``, on the transposes),
-    sigma (CSA, capped at a factor e), and every ``max(1, ceil(lazy_gap))`` generations C made symmetric and
-    eigendecomposed (LAPACK ``dsyevd``).  Nothing else: no checks, no gradient estimate, no bookkeeping.
-    Drawn from ``rng`` as ``CMAES`` draws from its own, so from the same seed it is the same run
-    (``tests/test_cma_small_loop.py``).
+    known form: draw z, y = z (BD)^T, x = m + sigma y, the fitness (maximised), one argsort, z and y in rank
+    order, the weighted recombination of the mu best, p_sigma with C^{-1/2} <y>_w = B <z>_w, h_sigma, p_c, the
+    rank-mu plus rank-one update of C (negative weights scaled by d / ||z_i||^2; BLAS ``dgemm`` with beta = the
+    decay, then ``dger``, on the transposes), sigma (CSA, capped at a factor e), and every
+    ``max(1, ceil(lazy_gap))`` generations C made symmetric and eigendecomposed (LAPACK ``dsyevd``).  Nothing
+    else: no checks, no gradient estimate, no bookkeeping.  Drawn from ``rng`` as ``CMAES`` draws from its own,
+    so from the same seed it is the same run (``tests/test_cma_small_loop.py``).
     """
 
     def __init__(self, es: Any, rng: Any) -> None:
@@ -275,12 +274,11 @@ class CMAFloor:
         import numpy as np
 
         mu = self.mu
-        zy = np.empty((2, self.n, self.d))
-        self.rng.standard_normal(out=zy[0])  # z
-        np.matmul(zy[0], self.BD.T, out=zy[1])  # y = B D z
-        order = np.argsort(-fitness(self.m + self.sigma * zy[1]), kind="stable")  # best first
-        zy = zy[:, order]
-        z_w, y_w = self.w_parents @ zy[:, :mu]
+        z = self.rng.standard_normal((self.n, self.d))
+        y = z @ self.BD.T
+        order = np.argsort(-fitness(self.m + self.sigma * y), kind="stable")  # best first
+        z, y = z[order], y[order]
+        z_w, y_w = self.w_parents @ z[:mu], self.w_parents @ y[:mu]
         self.m = self.m + (self.c_m * self.sigma) * y_w
         self.p_sigma = self.cs_keep * self.p_sigma + self.cs_factor * (self.B @ z_w)
         ps_squared = float(self.p_sigma @ self.p_sigma)
@@ -288,8 +286,8 @@ class CMAFloor:
         h_sigma = ps_squared / self.d < self.h_bound * (1 - self.cs_keep ** (2 * self.g))
         self.p_c = self.cc_keep * self.p_c + self.cc_factor * y_w if h_sigma else self.cc_keep * self.p_c
         rates = self.rank_mu_rates.copy()
-        np.divide(self.negative_rates, np.einsum("ij,ij->i", zy[0, mu:], zy[0, mu:]), out=rates[mu:])
-        y_t = zy[1].T
+        np.divide(self.negative_rates, np.einsum("ij,ij->i", z[mu:], z[mu:]), out=rates[mu:])
+        y_t = y.T
         decay = self.decay if h_sigma else self.decay_stalled
         c_t = self.dgemm(1.0, y_t * rates, y_t, beta=decay, c=self.C.T, trans_b=1)  # (decay C + Y^T R Y)^T
         self.C = self.dger(self.c_1, self.p_c, self.p_c, a=c_t, overwrite_a=1).T  # + c_1 p_c p_c^T

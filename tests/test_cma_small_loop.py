@@ -69,14 +69,18 @@ def test_the_floor_restarts_where_it_began(peers_small) -> None:
 
 @pytest.mark.parametrize("rng", [np.random.default_rng, np.random.RandomState])
 def test_asks_draw_is_the_distributions_sample(rng) -> None:
-    """ask's stacked (z, y) draw is es.distribution.sample's, bit for bit, and keeps the z and y of its x."""
+    """ask's z (the Generator's own call below the threaded size) is npevograd.sampling.standard_normal's, and x is
+    es.distribution.sample's, bit for bit; the kept y is B D z."""
+    from npevograd.sampling import standard_normal
+
     es = CMAES(np.linspace(-1, 1, 7), 0.4, popsize=9, rng=rng(5))
     for _ in range(4):
         es.tell(rastrigin(es.ask()))
-    p, state = copy.deepcopy(es.distribution), copy.deepcopy(es.rng)
+    p, state, twin = copy.deepcopy(es.distribution), copy.deepcopy(es.rng), copy.deepcopy(es.rng)
     x = es.ask()
     np.testing.assert_array_equal(x, p.sample(9, state))
     z, y = es._zy
+    np.testing.assert_array_equal(z, standard_normal(twin, (9, 7), np.float64))
     np.testing.assert_allclose(y, z @ (p.B * p.D).T, rtol=1e-14, atol=1e-15)
     np.testing.assert_array_equal(x, p.params["mu"] + p.sigma * y)
 
@@ -151,7 +155,7 @@ def test_the_estimate_read_late_is_the_generations(cls) -> None:
 
 
 def test_a_pickle_of_the_older_layout_resumes_the_run() -> None:
-    """State as CMAES kept it before the stacked (z, y) (``_z``, ``_y``, ``_used``, ``_negative``, an eager
+    """State as CMAES kept it before the kept (z, y) pair (``_z``, ``_y``, ``_used``, ``_negative``, an eager
     ``estimate``, no fixed factors) loads, keeps its estimate, and goes on bit for bit with the run it came from."""
     es = CMAES(np.full(5, 1.0), 0.5, rng=2)
     for _ in range(8):

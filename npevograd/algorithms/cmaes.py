@@ -103,25 +103,19 @@ class EigenGaussian(Distribution):
     def check_x(self, x: object) -> np.ndarray:
         return sample_rows(x, self.dim, np.dtype(np.float64))
 
-    def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray]:
-        """(zy, x): zy[0] = z ~ N(0, I), shape (n, d), zy[1] = y = B D z (one (2, n, d) array, so that the update
-        reorders both with one index) and x = m + sigma y (B = I: z becomes x in place, (None, x), no (n, d)
-        array beside x)."""
-        d = self.dim
-        if self.B is None:
-            x = standard_normal(rng, (n, d), np.float64)
-            x *= self.sigma * self.D
-            x += self.params["mu"]
-            return None, x
-        zy = np.empty((2, n, d))
-        if type(rng) is np.random.Generator and n * d <= SMALL_DRAW:
-            rng.standard_normal(out=zy[0])  # standard_normal(rng, (n, d))'s numbers below its threaded size
+    def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """(z, y, x): z ~ N(0, I), shape (n, d), y = B D z and x = m + sigma y (B = I: z becomes x in place,
+        (None, None, x), no (n, d) array beside x)."""
+        if type(rng) is np.random.Generator and n * self.dim <= SMALL_DRAW:
+            z = rng.standard_normal((n, self.dim))  # standard_normal(rng, ...)'s numbers below its threaded size
         else:
-            zy[0] = standard_normal(rng, (n, d), np.float64)
-        np.matmul(zy[0], self.BD.T, out=zy[1])  # B D z_k for every row
-        x = zy[1] * self.sigma
-        x += self.params["mu"]
-        return zy, x
+            z = standard_normal(rng, (n, self.dim), np.float64)
+        if self.B is None:
+            z *= self.sigma * self.D
+            z += self.params["mu"]
+            return None, None, z
+        y = z @ self.BD.T  # B D z_k for every row
+        return z, y, self.params["mu"] + self.sigma * y
 
     def whiten(self, x: np.ndarray) -> np.ndarray:
         """z = D^{-1} B^T (x - m) / sigma for each row: the z that ``draw`` made x from."""
@@ -131,7 +125,7 @@ class EigenGaussian(Distribution):
         return (y @ self.B) / self.D
 
     def _sample(self, n: int, rng: RNGLike) -> np.ndarray:
-        return self.draw(n, rng)[1]
+        return self.draw(n, rng)[2]
 
     def _log_prob(self, x: np.ndarray) -> np.ndarray:
         z = self.whiten(x)
@@ -218,7 +212,7 @@ class CMAES(Strategy):
         self.p_c = np.zeros(d)
         self.C = np.ones(d) if self.separable else np.eye(d)  # SepCMAES: the diagonal only
         self._decomposed_at = 0  # the generation whose C the current B, D decompose
-        self._zy: np.ndarray | None = None  # the last ask's z and y = B D z, stacked (CMAES)
+        self._zy: tuple[np.ndarray, np.ndarray] | None = None  # the last ask's z and y = B D z (CMAES)
         self._told: tuple[Any, ...] | None = None  # what the last estimate is computed from, when it is read
         self._fixed_factors()
 
@@ -230,13 +224,13 @@ class CMAES(Strategy):
         self._has_negative = bool(np.any(w < 0))
         self._cs_factor = math.sqrt(self.c_sigma * (2 - self.c_sigma) * self.mueff)
         self._cc_factor = math.sqrt(self.c_c * (2 - self.c_c) * self.mueff)
-        self._parent_weights = w[:mu].copy()  # w_1..w_mu: one product with the parents' stacked (z, y)
+        self._parent_weights = w[:mu].copy()  # w_1..w_mu
         self._rank_mu_rates = self.c_mu * w[: self._ranks_used]  # c_mu w_i (the negative ones replaced below)
         self._negative_rates = self.dim * self._rank_mu_rates[mu:]  # d c_mu w_i, for d c_mu w_i / ||z_i||^2
         self._h_bound = 2 + 4 / (self.dim + 1)  # h_sigma's bound: ||p_s||^2 / d < h_bound (1 - (1 - c_s)^(2 g))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Pickles made before the stacked (z, y) and the lazy estimate load too; the fixed factors are made again."""
+        """Pickles made before the kept (z, y) pair and the lazy estimate load too; the fixed factors are made again."""
         for old in ("_z", "_y", "_used", "_negative"):
             state.pop(old, None)
         state.setdefault("_zy", None)
@@ -293,7 +287,8 @@ class CMAES(Strategy):
         if encode:
             raise ValueError(f"encode=True needs a noise table; {type(self).__name__} has none")
         self._check_reach()
-        self._zy, x = self.distribution.draw(self.popsize, self.rng)
+        z, y, x = self.distribution.draw(self.popsize, self.rng)
+        self._zy = None if z is None else (z, y)
         self._population = x
         if self.bounds is not None:
             return self.bounds.repair(x)
@@ -366,23 +361,25 @@ class CMAES(Strategy):
     def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
         """<z>_w, <y>_w, B <z>_w and the rank-mu term's (c_mu w°_i, y_{i:n}) for the ranks with a weight.
 
-        The stacked z and y of the last ``ask`` are kept (never recovered from x), and reordered by rank together
-        with one index; samples told with ``x=`` are whitened: y = (x - m) / sigma, z = D^{-1} B^T y.
+        The z and y of the last ``ask`` are kept (never recovered from x); samples told with ``x=`` are whitened:
+        y = (x - m) / sigma, z = D^{-1} B^T y.
         """
         p, mu, k = self.distribution, self.mu, self._ranks_used
-        zy = self._zy
-        if x is not self._population or zy is None:
-            zy = np.empty((2, *x.shape))
-            zy[1] = (x - p.params["mu"]) / p.sigma
-            zy[0] = (zy[1] @ p.B) / p.D
-        ranked = zy[:, order if k == self.popsize else order[:k]]  # (z, y) by rank, best first
-        z_w, y_w = self._parent_weights @ ranked[:, :mu]
+        if x is self._population and self._zy is not None:
+            z, y = self._zy
+        else:
+            y = (x - p.params["mu"]) / p.sigma
+            z = (y @ p.B) / p.D
+        ranked = order if k == self.popsize else order[:k]  # the ranks with a weight, best first
+        z, y = z[ranked], y[ranked]
+        w = self._parent_weights
+        z_w, y_w = w @ z[:mu], w @ y[:mu]
         rates = self._rank_mu_rates
         if self._has_negative:  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
-            z_negative = ranked[0, mu:]
+            z_negative = z[mu:]
             rates = rates.copy()
             np.divide(self._negative_rates, np.einsum("ij,ij->i", z_negative, z_negative), out=rates[mu:])
-        return z_w, y_w, p.B @ z_w, (rates, ranked[1])
+        return z_w, y_w, p.B @ z_w, (rates, y)
 
     def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
         """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T: a new (d, d) array, in two BLAS calls.
