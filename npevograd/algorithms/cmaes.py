@@ -384,9 +384,10 @@ class CMAES(Strategy):
     def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
         """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T: a new (d, d) array, in two BLAS calls.
 
-        ``dgemm`` makes decay C + Y^T diag(c_mu w°) Y in one pass over C (its beta C) and ``dger`` adds the rank-one
-        term in place; both work on the transposes (Fortran order: no copy of the operands), so the result is the
-        transpose of what they return, C's own rounding aside.
+        ``dgemm`` makes decay C^T + Y^T diag(c_mu w°) Y in one pass over C (its beta C) and ``dger`` adds the rank-one
+        term in place.  Both run on Fortran-ordered transposes (no operand is copied into Fortran order), so the new
+        C is the transpose of what they return: decay C plus the transposes of the two symmetric terms, which equal
+        them to rounding.
         """
         rates, y = selected
         y_t = y.T  # (d, k), Fortran order
