@@ -106,10 +106,11 @@ class EigenGaussian(Distribution):
     def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
         """(z, y, x): z ~ N(0, I), shape (n, d), y = B D z and x = m + sigma y (B = I: z becomes x in place,
         (None, None, x), no (n, d) array beside x)."""
-        if type(rng) is np.random.Generator and n * self.dim <= SMALL_DRAW:
-            z = rng.standard_normal((n, self.dim))  # standard_normal(rng, ...)'s numbers below its threaded size
+        d = self.params["mu"].shape[0]
+        if type(rng) is np.random.Generator and n * d <= SMALL_DRAW:
+            z = rng.standard_normal((n, d))  # standard_normal(rng, ...)'s numbers below its threaded size
         else:
-            z = standard_normal(rng, (n, self.dim), np.float64)
+            z = standard_normal(rng, (n, d), np.float64)
         if self.B is None:
             z *= self.sigma * self.D
             z += self.params["mu"]
@@ -321,8 +322,9 @@ class CMAES(Strategy):
         self._decomposed_at = generation
 
     def _update(self, x: Samples, f: np.ndarray) -> None:
-        p, d = self.distribution, self.dim
+        p = self.distribution
         m, sigma = p.params["mu"], p.sigma
+        d = m.shape[0]
         order = np.argsort(-f, kind="stable")  # best first
         # <z>_w = sum_{i<=mu} w_i z_{i:n}, <y>_w = B D <z>_w, C^{-1/2} <y>_w = B <z>_w
         z_w, y_w, whitened, selected = self._recombine(x, order)
@@ -345,7 +347,7 @@ class CMAES(Strategy):
         else:
             exponent = math.sqrt(ps_squared) / self.chi_d - 1
         new_sigma = sigma * math.exp(min(1.0, c_s / self.d_sigma * exponent))
-        diagonal = new_C if self.separable else np.diagonal(new_C)  # |C_ij| <= sqrt(C_ii C_jj): finite with it
+        diagonal = new_C if self.separable else new_C.diagonal()  # |C_ij| <= sqrt(C_ii C_jj): finite with it
         if not (0 < new_sigma < math.inf and all_finite(new_m) and all_finite(diagonal)):
             raise ValueError(
                 f"{type(self).__name__}: the update is not finite (sigma {new_sigma:.3g}); the samples or the "
