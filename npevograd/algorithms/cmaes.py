@@ -79,7 +79,7 @@ from ..estimators import Estimate
 from ..estimators.shaping import cma_learning_rates, cma_recombination_weights, effective_mu
 from ..sampling import standard_normal
 from ._stopping import STOP_DEFAULTS, _threshold
-from ._strategy import Samples, Strategy, default_popsize, positive
+from ._strategy import SMALL_DRAW, Samples, Strategy, default_popsize, positive
 
 
 class EigenGaussian(Distribution):
@@ -106,7 +106,11 @@ class EigenGaussian(Distribution):
     def draw(self, n: int, rng: RNGLike) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
         """(z, y, x): z ~ N(0, I), shape (n, d), y = B D z and x = m + sigma y (B = I: z becomes x in place,
         (None, None, x), no (n, d) array beside x)."""
-        z = standard_normal(rng, (n, self.dim), np.float64)
+        d = self.params["mu"].shape[0]
+        if type(rng) is np.random.Generator and n * d <= SMALL_DRAW:
+            z = rng.standard_normal((n, d))  # standard_normal(rng, ...)'s numbers below its threaded size
+        else:
+            z = standard_normal(rng, (n, d), np.float64)
         if self.B is None:
             z *= self.sigma * self.D
             z += self.params["mu"]
@@ -209,14 +213,52 @@ class CMAES(Strategy):
         self.p_c = np.zeros(d)
         self.C = np.ones(d) if self.separable else np.eye(d)  # SepCMAES: the diagonal only
         self._decomposed_at = 0  # the generation whose C the current B, D decompose
-        self._z: np.ndarray | None = None  # the last ask's z and y = B D z (CMAES)
-        self._y: np.ndarray | None = None
-        # the update's fixed factors
-        self._w_sum = float(self.weights.sum())
-        self._used = np.flatnonzero(self.weights != 0)  # the ranks with a weight
-        self._negative = self.weights[self._used] < 0
+        self._zy: tuple[np.ndarray, np.ndarray] | None = None  # the last ask's z and y = B D z (CMAES)
+        self._told: tuple[Any, ...] | None = None  # what the last estimate is computed from, when it is read
+        self._fixed_factors()
+
+    def _fixed_factors(self) -> None:
+        """The update's factors that depend on the constants only (made once, at construction)."""
+        w, mu = self.weights, self.mu
+        self._w_sum = float(w.sum())
+        self._ranks_used = int(np.flatnonzero(w)[-1]) + 1  # the ranks past it have no weight (active=False)
+        self._has_negative = bool(np.any(w < 0))
         self._cs_factor = math.sqrt(self.c_sigma * (2 - self.c_sigma) * self.mueff)
         self._cc_factor = math.sqrt(self.c_c * (2 - self.c_c) * self.mueff)
+        self._parent_weights = w[:mu].copy()  # w_1..w_mu
+        self._rank_mu_rates = self.c_mu * w[: self._ranks_used]  # c_mu w_i (the negative ones replaced below)
+        self._negative_rates = self.dim * self._rank_mu_rates[mu:]  # d c_mu w_i, for d c_mu w_i / ||z_i||^2
+        self._h_bound = 2 + 4 / (self.dim + 1)  # h_sigma's bound: ||p_s||^2 / d < h_bound (1 - (1 - c_s)^(2 g))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Pickles made before the kept (z, y) pair and the lazy estimate load too; the fixed factors are made again."""
+        for old in ("_z", "_y", "_used", "_negative"):
+            state.pop(old, None)
+        state.setdefault("_zy", None)
+        state.setdefault("_told", None)
+        if "estimate" in state:
+            state["_estimate"] = state.pop("estimate")
+        super().__setstate__(state)
+        self._fixed_factors()  # the constants' products, the same numbers however old the pickle
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """The last tell's estimate: J = sum_i w_i f_i (w by rank, in sample order) and its gradient in the mean,
+        Sigma^{-1} sum_{i<=mu} w_i (x_{i:n} - m) = B D^{-1} <z>_w / sigma.
+
+        Computed when read: the update itself needs none of it.
+        """
+        if self._told is not None:
+            order, f, z_w, B, D, sigma = self._told
+            weights = np.empty(self.popsize)
+            weights[order] = self.weights
+            grad_mu = (z_w / D if B is None else B @ (z_w / D)) / sigma
+            self._estimate, self._told = Estimate(value=float(weights @ f), grad={"mu": grad_mu}, weights=weights), None
+        return self._estimate
+
+    @estimate.setter
+    def estimate(self, value: Estimate | None) -> None:
+        self._estimate = value
 
     # ------------------------------------------------------------------ state
     @property
@@ -246,7 +288,8 @@ class CMAES(Strategy):
         if encode:
             raise ValueError(f"encode=True needs a noise table; {type(self).__name__} has none")
         self._check_reach()
-        self._z, self._y, x = self.distribution.draw(self.popsize, self.rng)
+        z, y, x = self.distribution.draw(self.popsize, self.rng)
+        self._zy = None if z is None else (z, y)
         self._population = x
         if self.bounds is not None:
             return self.bounds.repair(x)
@@ -266,7 +309,8 @@ class CMAES(Strategy):
             p.D = np.sqrt(self.C)
         else:
             self.C = (self.C + self.C.T) / 2
-            eigenvalues, B, info = _lapack("dsyevd")(self.C, compute_v=1, lower=1)  # np.linalg.eigh's driver
+            # np.linalg.eigh's driver, on C^T = C (Fortran order: not copied)
+            eigenvalues, B, info = _lapack("dsyevd")(self.C.T, compute_v=1, lower=1)
             if info != 0 or not eigenvalues[0] > 0:
                 raise ValueError(
                     f"{type(self).__name__}: the covariance matrix lost positive definiteness (smallest eigenvalue "
@@ -277,9 +321,10 @@ class CMAES(Strategy):
             p.BD = B * p.D
         self._decomposed_at = generation
 
-    def _update(self, x: Samples, f: np.ndarray) -> Estimate:
-        p, n, d = self.distribution, self.popsize, self.dim
+    def _update(self, x: Samples, f: np.ndarray) -> None:
+        p = self.distribution
         m, sigma = p.params["mu"], p.sigma
+        d = m.shape[0]
         order = np.argsort(-f, kind="stable")  # best first
         # <z>_w = sum_{i<=mu} w_i z_{i:n}, <y>_w = B D <z>_w, C^{-1/2} <y>_w = B <z>_w
         z_w, y_w, whitened, selected = self._recombine(x, order)
@@ -288,10 +333,10 @@ class CMAES(Strategy):
         c_s = self.c_sigma
         p_sigma = (1 - c_s) * self.p_sigma + self._cs_factor * whitened
         ps_squared = float(p_sigma @ p_sigma)
-        h_sigma = ps_squared / d < (2 + 4 / (d + 1)) * (1 - (1 - c_s) ** (2 * (self.generation + 1)))
+        h_sigma = ps_squared / d < self._h_bound * (1 - (1 - c_s) ** (2 * (self.generation + 1)))
         # cumulation for C, stalled when h_sigma = 0
         c_c = self.c_c
-        p_c = (1 - c_c) * self.p_c + (self._cc_factor if h_sigma else 0.0) * y_w
+        p_c = (1 - c_c) * self.p_c + self._cc_factor * y_w if h_sigma else (1 - c_c) * self.p_c
         # covariance: decay (with the variance that h_sigma = 0 takes from p_c put back), rank-one, rank-mu
         c1a = self.c_1 * (1 - (0.0 if h_sigma else 1.0) * c_c * (2 - c_c))
         decay = 1 - c1a - self.c_mu * self._w_sum
@@ -302,7 +347,7 @@ class CMAES(Strategy):
         else:
             exponent = math.sqrt(ps_squared) / self.chi_d - 1
         new_sigma = sigma * math.exp(min(1.0, c_s / self.d_sigma * exponent))
-        diagonal = new_C if self.separable else np.diagonal(new_C)  # |C_ij| <= sqrt(C_ii C_jj): finite with it
+        diagonal = new_C if self.separable else new_C.diagonal()  # |C_ij| <= sqrt(C_ii C_jj): finite with it
         if not (0 < new_sigma < math.inf and all_finite(new_m) and all_finite(diagonal)):
             raise ValueError(
                 f"{type(self).__name__}: the update is not finite (sigma {new_sigma:.3g}); the samples or the "
@@ -311,12 +356,9 @@ class CMAES(Strategy):
         m[...] = new_m
         p.sigma = new_sigma
         self.C, self.p_sigma, self.p_c = new_C, p_sigma, p_c
-        self._z = self._y = None
+        self._zy = None
+        self._told = (order, f, z_w, p.B, p.D, sigma)  # the estimate, computed when read (B, D: before the update)
         self._decompose_if_due(self.generation + 1)  # for the next samples
-        weights = np.empty(n)
-        weights[order] = self.weights
-        grad_mu = (z_w / p.D if p.B is None else p.B @ (z_w / p.D)) / sigma  # Sigma^{-1} sum_{i<=mu} w_i (x_i - m)
-        return Estimate(value=float(weights @ f), grad={"mu": grad_mu}, weights=weights)
 
     def _recombine(self, x: Samples, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
         """<z>_w, <y>_w, B <z>_w and the rank-mu term's (c_mu w°_i, y_{i:n}) for the ranks with a weight.
@@ -324,36 +366,36 @@ class CMAES(Strategy):
         The z and y of the last ``ask`` are kept (never recovered from x); samples told with ``x=`` are whitened:
         y = (x - m) / sigma, z = D^{-1} B^T y.
         """
-        p, w = self.distribution, self.weights
-        if x is self._population and self._z is not None:
-            z, y = self._z, self._y
+        p, mu, k = self.distribution, self.mu, self._ranks_used
+        if x is self._population and self._zy is not None:
+            z, y = self._zy
         else:
             y = (x - p.params["mu"]) / p.sigma
             z = (y @ p.B) / p.D
-        parents = order[: self.mu]
-        z_w = w[: self.mu] @ z[parents]
-        y_w = w[: self.mu] @ y[parents]
-        ranked = order[self._used]
-        rates = self.c_mu * w[self._used]
-        if self._negative.any():  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
-            z_negative = z[ranked[self._negative]]
-            rates[self._negative] *= self.dim / np.einsum("ij,ij->i", z_negative, z_negative)
-        return z_w, y_w, p.B @ z_w, (rates, y[ranked])
+        ranked = order if k == self.popsize else order[:k]  # the ranks with a weight, best first
+        z, y = z[ranked], y[ranked]
+        w = self._parent_weights
+        z_w, y_w = w @ z[:mu], w @ y[:mu]
+        rates = self._rank_mu_rates
+        if self._has_negative:  # w°_i = w_i d / ||z_i||^2: the negative terms' lengths are normalised
+            z_negative = z[mu:]
+            rates = rates.copy()
+            np.divide(self._negative_rates, np.einsum("ij,ij->i", z_negative, z_negative), out=rates[mu:])
+        return z_w, y_w, p.B @ z_w, (rates, y)
 
     def _new_covariance(self, decay: float, p_c: np.ndarray, selected: Any) -> np.ndarray:
-        """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T as one BLAS product: a new (d, d) array.
+        """decay C + c_1 p_c p_c^T + sum_i c_mu w°_i y_i y_i^T: a new (d, d) array, in two BLAS calls.
 
-        The rank-one vector joins the rank-mu rows (weight c_1): one pass over C (``dgemm``'s beta C).
+        ``dgemm`` makes decay C^T + Y^T diag(c_mu w°) Y in one pass over C (its beta C) and ``dger`` adds the rank-one
+        term in place.  Both run on Fortran-ordered transposes (no operand is copied into Fortran order), so the new
+        C is the transpose of what they return: decay C plus the transposes of the two symmetric terms, which equal
+        them to rounding.
         """
         rates, y = selected
-        k = y.shape[0]
-        rows = np.empty((k + 1, self.dim))
-        rows[:k] = y
-        rows[k] = p_c
-        row_rates = np.empty((k + 1, 1))
-        row_rates[:k, 0] = rates
-        row_rates[k, 0] = self.c_1
-        return _blas("dgemm")(1.0, rows * row_rates, rows, beta=decay, c=self.C, trans_a=1)
+        y_t = y.T  # (d, k), Fortran order
+        new_t = _blas("dgemm")(1.0, y_t * rates, y_t, beta=decay, c=self.C.T, trans_b=1)  # a new array (c copied)
+        _blas("dger")(self.c_1, p_c, p_c, a=new_t, overwrite_a=1)  # rank one, in place
+        return new_t.T
 
     # ------------------------------------------------------------------ stop
     def _own_stop(self) -> dict[str, float]:
