@@ -281,6 +281,7 @@ class Strategy:
         self._initial_width: float | None = None
         self._population: Samples | None = None
         self._z: np.ndarray | None = None  # the standard draws behind ``_population``, when ``_draw`` kept them
+        self._ranked: tuple[np.ndarray, np.ndarray] | None = None  # tell's argsort of the costs, and them sorted
         self._overflow: str | None = None  # why the last update was not written (its samples could overflow)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -421,7 +422,7 @@ class Strategy:
         samples = self._pending(x)
         raw = self._check_fitness(fitness)
         costs, failed = self._costs(samples, raw)
-        order = costs.argsort()
+        order = costs.argsort(kind="stable")  # best first, ties in sample order
         self._ranked = order, costs[order]  # ranked once: for the stop record and any rank-based update
         best = self._best_of(samples, raw)  # decoded before the update moves mu and sigma
         if self._initial_width is None:

@@ -325,7 +325,7 @@ class CMAES(Strategy):
         p = self.distribution
         m, sigma = p.params["mu"], p.sigma
         d = m.shape[0]
-        order = np.argsort(-f, kind="stable")  # best first
+        order = self._ranked[0]  # the argsort of the costs -f (tell's, stable): best first
         # <z>_w = sum_{i<=mu} w_i z_{i:n}, <y>_w = B D <z>_w, C^{-1/2} <y>_w = B <z>_w
         z_w, y_w, whitened, selected = self._recombine(x, order)
         new_m = m + (self.c_m * sigma) * y_w
