@@ -39,11 +39,12 @@ def assert_close_to(actual, expected, rtol):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("d", [2, 10, 40])
-def test_update_is_the_dense_paper_update(d):
+@pytest.mark.parametrize(("d", "popsize"), [(2, None), (10, None), (40, None), (12, 5), (12, 6), (6, 40)])
+def test_update_is_the_dense_paper_update(d, popsize):
     """Each of a few generations: the new mu and A equal the dense reference from the state before it, to 1e-12;
-    sigma = |det A|^(1/d) carried along; the condition bound stays above cond(A A^T)."""
-    es = XNES(np.linspace(-1, 1, d), 0.7, rng=d, lr_B=0.4, lr_sigma=0.2)
+    sigma = |det A|^(1/d) carried along; the condition bound stays above cond(A A^T).  Both forms of expm(P):
+    the 2n x 2n block where 2n < d (d = 40, and 12 with n = 5), P itself where 2n >= d (12 with n = 6, 6 with 40)."""
+    es = XNES(np.linspace(-1, 1, d), 0.7, popsize=popsize, rng=d, lr_B=0.4, lr_sigma=0.2)
     for _ in range(6):
         mu, A = es.mean, es.distribution.params["factor"].copy()
         x = es.ask()

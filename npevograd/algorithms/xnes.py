@@ -50,6 +50,9 @@ with :math:`\varphi(X)` of the n x n matrix the upper-right block of the exponen
     \log\lvert\det A\rvert \leftarrow \log\lvert\det A\rvert + d \log s + \textstyle\sum_k W_{kk} \|\epsilon_k\|^2
 
 (:math:`\det \exp(P) = e^{\operatorname{tr} P}`: sigma = |det A|^(1/d) is carried along, not recomputed).
+Where :math:`2n \ge d` the d x d matrix P is the smaller one (a population as large as the dimension): the
+update then takes :math:`\exp(P)` of P itself (the same ``expm_taylor``) and the product :math:`s A \exp(P)`,
+O(n d^2 + d^3), rather than the exponential of a 2n x 2n block.
 The new factor replaces ``params["factor"]`` (a new array of the same shape and dtype, as the params rule
 allows; read it from ``params`` after each ``tell``); the old one is kept for ``es.estimate``, the Mean estimate
 on the distribution that drew the samples (its gradient in ``mu`` and ``factor``), computed when read.
@@ -399,11 +402,20 @@ class XNES(Strategy):
 
         A e^{eta_sigma G_sigma / 2} expm(eta_B G_B / 2) = s A expm(P) with P = Z^T W Z,
         s = e^{eta_sigma G_sigma / 2 - c} and expm(P) = I + Z^T phi(W Z Z^T) W Z: O(n d^2), one ``dgemm``.
+        With 2n >= d the d x d P is the smaller matrix: s A expm(P) directly, O(n d^2 + d^3).
         """
         n, d = z.shape
         log_scale = 0.5 * self.lr_sigma * g_sigma - 0.5 * self.lr_B * (u_sum + g_sigma)  # the multiples of I
         w_diag = 0.5 * self.lr_B * u  # W
         z64 = z.astype(np.float64, copy=False)
+        log_det_step = d * log_scale + float(w_diag @ squared_norms)
+        if 2 * n >= d:  # the d x d P is the smaller matrix: expm(P) itself, then A expm(P) (d^3 more, no 2n x 2n)
+            p_matrix = (z64.T * w_diag[None, :]) @ z64  # P = Z^T W Z, symmetric
+            if not (np.abs(p_matrix).sum(axis=1).max() < _EXP_LIMIT and abs(log_scale) < _EXP_LIMIT):
+                return np.full_like(A, np.inf), math.inf, math.inf
+            eigenvalues = np.linalg.eigvalsh(p_matrix)
+            new_A = math.exp(log_scale) * (A.astype(np.float64, copy=False) @ expm_taylor(p_matrix))
+            return new_A, 2 * float(max(0.0, eigenvalues[-1]) - min(0.0, eigenvalues[0])), log_det_step
         x_small = (w_diag[:, None] * z64) @ z64.T  # X = W Z Z^T, n x n
         if not (np.abs(x_small).sum(axis=1).max() < _EXP_LIMIT and abs(log_scale) < _EXP_LIMIT):
             return np.full_like(A, np.inf), math.inf, math.inf  # e^P or e^(log scale) would overflow
@@ -418,7 +430,7 @@ class XNES(Strategy):
         new_A = _blas("dgemm")(scale, right, y.astype(np.float64, copy=False), beta=scale, c=A.T, trans_a=1).T
         eigenvalues = np.linalg.eigvals(x_small).real  # the nonzero eigenvalues of P = Z^T W Z; the rest are 0
         top, bottom = max(0.0, float(eigenvalues.max())), min(0.0, float(eigenvalues.min()))
-        return new_A, 2 * (top - bottom), d * log_scale + float(w_diag @ squared_norms)
+        return new_A, 2 * (top - bottom), log_det_step
 
 
 _ROUTINES: dict[str, Any] = {}
