@@ -36,10 +36,10 @@ large products, such as the fixed-sigma ``w @ x``.
 
 After a multi-threaded BLAS call (the fixed-sigma ``w @ x``, or any of the user's) OpenBLAS's idle
 threads spin for about 0.1 s (``OPENBLAS_THREAD_TIMEOUT``: 2^28 cycles by default) before they sleep,
-and a threaded call made in that time shares the cores with them: measured on 2 cores, the
-learned-sigma gradient (n = 1,000, d = 100,000) took 79-83 ms right after a ``w @ x`` against 35-55 ms
-alone.  A loop that alternates the two can set ``OPENBLAS_THREAD_TIMEOUT=4`` (threads sleep at once;
-measured 54 ms after ``w @ x``) or ``OPENBLAS_NUM_THREADS=1`` before NumPy loads.
+and a threaded call made in that time shares the cores with them: measured on 2 cores (quiet), the
+learned-sigma gradient (n = 1,000, d = 100,000) took 42 ms right after a ``w @ x`` against 21 ms alone.
+A loop that alternates the two can set ``OPENBLAS_THREAD_TIMEOUT=4`` (threads sleep at once; measured
+19 ms after ``w @ x``) or ``OPENBLAS_NUM_THREADS=1`` before NumPy loads.
 """
 
 from __future__ import annotations
