@@ -5,7 +5,7 @@
 condition number 1e6, minimum 0 at x = 0, start x0 = (1, ..., 1), sigma0 = 1.  The run
 stops at ``ftarget`` (or another of pycma's criteria); progress lines as pycma's.  With
 ``--cma`` and pycma installed, pycma's CMA-ES runs the same problem and its evaluation
-count is printed beside ours (seed 0: npevograd's CMAES 13,056 evaluations, pycma 12,888;
+count is printed beside ours (seed 0: npevograd's CMAES 13,428 evaluations, pycma 12,888;
 ``--method xnes``: 36,396).  Run ``python demos/rotated_ellipsoid.py --help``.
 """
 
