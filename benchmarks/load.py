@@ -192,6 +192,7 @@ def measure(mode: str, no_threadpoolctl: bool, rows: list[str], repeats: int) ->
     }
     for row, t in times.items():
         r: dict[str, Any] = {key: statistics.median(v) for key, v in t.items()}
+        r["per_repeat_s"] = t  # every repeat's time, in the JSON: a wide quartile can be read repeat by repeat
         for key, num, den in (
             ("loaded_over_idle", "default_loaded", "default_idle"),
             ("loaded_over_single", "default_loaded", "single_loaded"),
