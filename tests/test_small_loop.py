@@ -363,3 +363,18 @@ def test_peers_small_times_each_strategys_ask_tell(monkeypatch):
     out = peers_small.bench_strategies(["SNES", "PGPE"], [4, 6], d=3, repeats=1, generations=2).splitlines()
     assert [line.split(":")[0] for line in out] == ["SNES n=4 d=3", "SNES n=6 d=3", "PGPE n=4 d=3", "PGPE n=6 d=3"]
     assert all(float(line.split(": ")[1].removesuffix(" us")) > 0 for line in out)
+
+
+def test_an_snes_pickled_with_its_estimate_as_an_attribute_reads_it_back():
+    """The previous round's SNES kept ``estimate`` in its __dict__; the property must find it after unpickling."""
+    es = ng.algorithms.SNES(np.linspace(-1, 1, 4), 0.5, popsize=8, rng=2)
+    es.tell(sphere(es.ask()))
+    estimate = es.estimate
+    state = dict(es.__dict__)
+    state["estimate"] = state.pop("_estimate")  # the old layout: no _estimate, no pending _told
+    state.pop("_told", None)
+    old = ng.algorithms.SNES.__new__(ng.algorithms.SNES)
+    old.__setstate__(state)
+    assert old.estimate is estimate
+    old.tell(sphere(old.ask()))  # and it goes on
+    assert old.generation == 2 and old.estimate is not estimate

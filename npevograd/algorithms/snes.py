@@ -75,6 +75,12 @@ class SNES(Strategy):
         self.lr_sigma = positive("lr_sigma", (3 + math.log(d)) / (5 * math.sqrt(d)) if lr_sigma is None else lr_sigma)
         self.estimator = Mean(shaping=nes_utilities)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Pickles from before the estimate was computed when read keep it as ``estimate``, a plain attribute."""
+        if "estimate" in state:
+            state["_estimate"] = state.pop("estimate")
+        super().__setstate__(state)
+
     @property
     def sigma(self) -> np.ndarray:
         """One step size per coordinate, shape (d,) (a copy)."""
