@@ -38,7 +38,7 @@ from .._checks import RNGLike, all_finite, as_float_array, check_params
 from ..distributions import Normal
 from ..distributions._normal_contraction import weighted_deviations
 from ..estimators import Estimate, Mean, nes_utilities
-from ..estimators.shaping import nes_utilities_of_checked, nes_utilities_of_ranked
+from ..estimators.shaping import nes_utilities_of_ranked
 from ..noise import EncodedSamples, NoiseTable
 from ._strategy import Samples, Strategy, default_popsize, positive, write_params
 
@@ -102,10 +102,11 @@ class SNES(Strategy):
             return self._update_from_estimator(x, f)
         if not p._checked:
             check_params(p)  # parameters SNES did not write last (the user's, or changed by hand): named if bad
+        u = nes_utilities_of_ranked(f, *self._ranked)  # from tell's ranking of the costs -f
         if x is self._population and self._z is not None:
-            return self._step_from_draws(f, self._z)
+            return self._step_from_draws(f, u, self._z)
         mu, sigma = p.params["mu"], p.params["sigma"]
-        w = nes_utilities_of_checked(f) / n  # Mean's weights: u_k / n
+        w = u / n  # Mean's weights: u_k / n
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
             grad = weighted_deviations(w, x, mu, sigma, True, p.isotropic)  # the contraction of Normal.weighted_score
         if not (all_finite(grad["mu"]) and all_finite(grad["sigma"])):
@@ -113,7 +114,7 @@ class SNES(Strategy):
         estimate = Estimate(float(np.add.reduce(w, axis=None, dtype=np.float64)), grad, w)  # value: mean of u_k
         return self._step(estimate)
 
-    def _step_from_draws(self, f: np.ndarray, z: np.ndarray) -> None:
+    def _step_from_draws(self, f: np.ndarray, u: np.ndarray, z: np.ndarray) -> None:
         """Algorithm 1's step on the draws z_k that ``ask`` kept, with the NES utilities u_k of the fitness f.
 
         No gradient in sigma's units is formed (it overflows where sigma is subnormal; the step does not):
@@ -121,7 +122,6 @@ class SNES(Strategy):
         """
         p = self.distribution
         mu, sigma = p.params["mu"], p.params["sigma"]
-        u = nes_utilities_of_ranked(f, *self._ranked)
         with np.errstate(over="ignore", invalid="ignore"):  # write_params checks the result
             grad_mu = u.dot(z)  # sum_k u_k z_k (the method: a third of the matmul ufunc's overhead on 10 x 10)
             squares_less_one = z * z

@@ -197,26 +197,12 @@ def _nes_utilities(arr: np.ndarray) -> np.ndarray:
     return mean_utility.astype(arr.dtype, copy=False)
 
 
-def nes_utilities_of_checked(f: np.ndarray) -> np.ndarray:
-    """``nes_utilities(f)`` for a finite 1-D float array of at least 2 entries its caller has validated.
-
-    The same values bit for bit; without ties each entry takes the cached utility of its
-    rank (``_utility_table``) in one argsort and one scatter, the table's entries rounded
-    to f's dtype as there.
-    """
-    order, in_order = _sorted(f)
-    if not _untied(in_order):
-        return _nes_utilities(f)
-    u = np.empty_like(f)
-    u[order] = _utility_table(f.shape[0])  # the entry of rank r (lowest first) is the r-th in order
-    return u
-
-
 def nes_utilities_of_ranked(f: np.ndarray, order: np.ndarray, ordered_costs: np.ndarray) -> np.ndarray:
-    """``nes_utilities_of_checked(f)`` from a ranking its caller already made: bit for bit the same values.
+    """``nes_utilities(f)`` for a finite 1-D float array, from a ranking its caller already made: bit for bit.
 
     ``order`` is the argsort of the costs -f (best first) and ``ordered_costs`` the costs in that order
-    (a strategy ranks its costs once per generation, for its stop record too).
+    (a strategy ranks its costs once per generation, for its stop record too).  Without ties each entry
+    takes the cached utility of its rank (``_utility_table``) in one scatter, rounded to f's dtype as there.
     """
     if not _untied(ordered_costs):
         return _nes_utilities(f)
