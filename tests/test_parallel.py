@@ -176,6 +176,8 @@ def test_given_samples_are_evaluated_instead_of_a_draw(p, pool):
         evaluate(sphere, q, N + 1, samples=rows)
     with pytest.raises(TypeError, match="samples of a distribution with a noise table must be EncodedSamples"):
         evaluate(sphere, p, N, samples=p.decode(encoded))
+    with pytest.raises(TypeError, match="samples of a distribution without a noise table must be rows"):
+        evaluate(sphere, q, N, samples=encoded)
 
 
 # --- identical on every executor ------------------------------------------------------------------

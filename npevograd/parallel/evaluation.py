@@ -219,7 +219,7 @@ def evaluate(
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor or None, got {type(executor).__name__}")
 
-    samples: EncodedSamples | np.ndarray
+    population: EncodedSamples | np.ndarray  # the samples evaluated: given, or drawn here
     make: Callable[[int, int, int], _EncodedBatch | _RowBatch]
     if samples is not None:
         count = samples.indices.shape[0] if isinstance(samples, EncodedSamples) else np.shape(samples)[0]
@@ -246,14 +246,16 @@ def evaluate(
                 encoded.signs[start:stop],
             )
 
-        samples = encoded
+        population = encoded
     else:
         rows = p.sample(n, rng) if samples is None else samples
+        if isinstance(rows, EncodedSamples):
+            raise TypeError("samples of a distribution without a noise table must be rows (n, d), got EncodedSamples")
 
         def make(start: int, stop: int, attempt: int) -> _EncodedBatch | _RowBatch:
             return _RowBatch(fitness, start, attempt, rows[start:stop])
 
-        samples = rows
+        population = rows
 
     bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
     if executor is None:
@@ -267,7 +269,7 @@ def evaluate(
     else:
         _check_fitness_reaches_workers(executor, fitness)
         outcomes, resubmitted = _run_on(executor, make, bounds, retries)
-    return Evaluation(samples=samples, fitness=_assemble(outcomes, bounds), resubmitted=resubmitted)
+    return Evaluation(samples=population, fitness=_assemble(outcomes, bounds), resubmitted=resubmitted)
 
 
 # Executors, and the digests of the pickled fitness functions a worker of theirs has unpickled: each
